@@ -1,0 +1,28 @@
+# Set-up and routine commands. Each target creates the local venv (.venv) on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+OUT ?= results/demo
+
+.PHONY: demo test test-all bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+demo: $(VENV)/.installed  ## the main job: pendulum swing-up, GD vs Moreau GD, table + plot
+	$(VENV)/bin/moreauctl demo --out $(OUT)
+
+test: $(VENV)/.installed  ## quick tier (what CI runs); pytest's exit 5 (no tests) is not a failure
+	$(PY) -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+
+test-all: $(VENV)/.installed  ## every test, slow studies included
+	$(PY) -m pytest -q -m ""
+
+bench: $(VENV)/.installed
+	$(PY) benchmarks/bench_gradient.py
+
+clean:
+	rm -rf $(VENV) results .pytest_cache

@@ -1,0 +1,86 @@
+"""CasADi stage + objective -> a compiled :class:`~moreauctl.chain.Chain`.
+
+From the stage ``phi(w, x)`` and the objective ``h(x)`` (SX Functions) we derive, with
+CasADi's own reverse mode, every per-stage primitive the loop kernels call (see the header of
+``moreauctl/_kernels/chain_kernels.py``), translate them to numba, and append the loop
+kernels. The structure flags (``phi`` affine in ``w`` or in ``x``, ``h`` quadratic) are
+detected symbolically so the Moreau pass can use its closed forms without the user declaring
+anything.
+"""
+from __future__ import annotations
+
+import casadi as ca
+import numpy as np
+
+from .._kernels import kernel_source
+from ..chain import Chain
+from . import build_module
+
+__all__ = ["compile_casadi_chain", "stage_primitives"]
+
+
+def _dense(e: ca.SX) -> ca.SX:
+    return ca.densify(e)
+
+
+def stage_primitives(stage: ca.Function, objective: ca.Function):
+    """Derive the per-stage CasADi Functions and structure flags.
+
+    Parameters
+    ----------
+    stage : casadi.Function
+        ``phi(w, x) -> x_next``; ``w`` of shape (nw, 1), ``x`` and ``x_next`` of (nx, 1).
+    objective : casadi.Function
+        ``h(x) -> scalar``.
+
+    Returns
+    -------
+    functions : dict of str to casadi.Function
+        ``_phi, _vjp, _vjp_w, _vjp_x, _h, _h_grad, _h_hess, _hess_xx, _hess_ww``.
+    flags : dict
+        ``NX, NW, AFFINE_W, AFFINE_X, QUAD_H``.
+    """
+    nw, nx = stage.size1_in(0), stage.size1_in(1)
+    if stage.size1_out(0) != nx:
+        raise ValueError(f"stage output has {stage.size1_out(0)} entries; expected nx = {nx}")
+    if objective.size1_in(0) != nx or objective.numel_out(0) != 1:
+        raise ValueError(f"objective must map ({nx},) -> scalar; got {objective.size_in(0)} "
+                         f"-> {objective.size_out(0)}")
+    w = ca.SX.sym("w", nw)
+    x = ca.SX.sym("x", nx)
+    lam = ca.SX.sym("lam", nx)
+    phi = stage(w, x)
+    h = objective(x)
+    lp = ca.dot(lam, phi)
+    gw = ca.gradient(lp, w)  # dphi/dw^T lam (CasADi reverse mode)
+    gx = ca.gradient(lp, x)
+    F = ca.Function
+    fns = {
+        "_phi": F("phi", [w, x], [phi]),
+        "_vjp": F("vjp", [w, x, lam], [gw, gx]),
+        "_vjp_w": F("vjp_w", [w, x, lam], [gw]),
+        "_vjp_x": F("vjp_x", [w, x, lam], [gx]),
+        "_h": F("h", [x], [h]),
+        "_h_grad": F("h_grad", [x], [ca.gradient(h, x)]),
+        "_h_hess": F("h_hess", [x], [_dense(ca.hessian(h, x)[0])]),
+        "_hess_xx": F("hess_xx", [w, x, lam], [_dense(ca.hessian(lp, x)[0])]),
+        "_hess_ww": F("hess_ww", [w, x, lam], [_dense(ca.hessian(lp, w)[0])]),
+    }
+    flags = {
+        "NX": int(nx),
+        "NW": int(nw),
+        "AFFINE_W": not ca.depends_on(ca.jacobian(phi, w), w),
+        "AFFINE_X": not ca.depends_on(ca.jacobian(phi, x), x),
+        "QUAD_H": not ca.depends_on(ca.hessian(h, x)[0], x),
+    }
+    return fns, flags
+
+
+def compile_casadi_chain(stage: ca.Function, objective: ca.Function, x0, horizon: int) -> Chain:
+    """Generate, compile (or load from the disk cache) and wrap the kernels of a chain."""
+    fns, flags = stage_primitives(stage, objective)
+    consts = "\n".join(f"{k} = {v!r}" for k, v in flags.items())
+    module = build_module(fns, extra_source=consts + "\n\n" + kernel_source(), tag="chain")
+    return Chain(kernels=module, x0=np.asarray(x0, dtype=float), horizon=int(horizon),
+                 nx=flags["NX"], nw=flags["NW"], affine_w=flags["AFFINE_W"],
+                 affine_x=flags["AFFINE_X"], quadratic_h=flags["QUAD_H"])

@@ -1,0 +1,43 @@
+"""The swinging pendulum of Roulet & Harchaoui, Appendix E.1.1."""
+from __future__ import annotations
+
+import casadi as ca
+
+from ..plant import Plant
+from ..problem import ControlProblem
+
+
+def pendulum(m: float = 1.0, l: float = 1.0, mu: float = 0.01, g: float = 9.81) -> Plant:
+    """Pendulum with friction, torque-controlled.
+
+    ``theta'' = -(g/l) sin(theta) - mu/(m l^2) theta' + w/(m l^2)`` with state
+    ``x = (theta, omega)`` (``theta = 0`` hanging down) and control ``w`` (torque).
+    Formula and defaults ``m = l = 1``, ``mu = 0.01``, ``g = 9.81``: Roulet & Harchaoui,
+    *Differentiable Programming a la Moreau*, Appendix E.1.1.
+    """
+    x = ca.SX.sym("x", 2)
+    u = ca.SX.sym("u", 1)
+    ms, ls, mus, gs = (ca.SX.sym(n) for n in ("m", "l", "mu", "g"))
+    theta, omega = x[0], x[1]
+    rhs = ca.vertcat(omega, -gs / ls * ca.sin(theta) - mus / (ms * ls**2) * omega
+                     + u[0] / (ms * ls**2))
+    return Plant(state=x, control=u, rhs=rhs, name="pendulum",
+                 params={"m": m, "l": l, "mu": mu, "g": g},
+                 state_names=("theta", "omega"), control_names=("u",))
+
+
+def pendulum_swingup(horizon: int = 100, dt: float = 0.1, scheme: str = "euler",
+                     rho: float = 0.1, substeps: int = 1, **plant_params) -> ControlProblem:
+    """The paper's swing-up: ``x0 = (0, 0)``, ``h(x) = (theta - pi)^2 + rho omega^2``.
+
+    Defaults (``dt = 0.1``, ``rho = 0.1``, explicit Euler, T = 50 or 100 in the paper) are
+    those of Appendix E.1.1. With ``scheme="euler"`` the stage is exactly E.1.1's update
+    ``theta_t = theta_{t-1} + dt omega_{t-1}``,
+    ``omega_t = omega_{t-1} + dt (-(g/l) sin theta_{t-1} - mu/(m l^2) omega_{t-1} + w_t/(m l^2))``.
+    At ``w = 0`` the pendulum stays at rest, so the cost is ``pi^2``.
+    """
+    plant = pendulum(**plant_params)
+    return ControlProblem(plant, horizon=horizon, dt=dt, x0=[0.0, 0.0],
+                          terminal_cost=lambda x: (x[0] - ca.pi) ** 2 + rho * x[1] ** 2,
+                          scheme=scheme, substeps=substeps,
+                          name=f"pendulum-T{horizon}")

@@ -1,0 +1,110 @@
+"""matplotlib figures: cost curves, trajectories, horizon panels.
+
+Functions return the Figure and, given ``path``, save it (PNG/PDF by extension) atomically.
+The non-interactive Agg backend is used when saving, so they work on machines with no
+display.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Mapping, Optional, Sequence
+
+import numpy as np
+
+__all__ = ["plot_solve", "plot_min_cost", "save_figure"]
+
+
+def _plt():
+    import matplotlib
+    if not os.environ.get("DISPLAY") and matplotlib.get_backend().lower() != "agg":
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def save_figure(fig, path: str) -> str:
+    """Save ``fig`` to ``path`` through a temporary file, so the file is complete or absent."""
+    path = os.fspath(path)
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    ext = os.path.splitext(path)[1] or ".png"
+    fd, tmp = tempfile.mkstemp(dir=d, suffix=ext, prefix=".tmp-")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def plot_solve(result, problem, path: Optional[str] = None):
+    """Cost per iteration, then each state and control along the horizon at ``result.w``.
+
+    Parameters
+    ----------
+    result : SolveResult
+    problem : ControlProblem
+    """
+    plt = _plt()
+    plant = problem.plant
+    names = list(plant.state_names) + list(plant.control_names)
+    n = 1 + len(names)
+    ncol = 2
+    nrow = (n + 1) // 2
+    fig, axes = plt.subplots(nrow, ncol, figsize=(10, 3 * nrow), squeeze=False)
+    ax = axes.flat[0]
+    c = np.where(np.isfinite(result.costs), result.costs, np.nan)
+    ax.semilogy(np.arange(c.size), np.maximum(c, 1e-16), marker=".", lw=1)
+    ax.set_xlabel("iteration k")
+    ax.set_ylabel("cost h(f(w^k))")
+    ax.set_title(f"{result.method}: {result.message}", fontsize=8)
+    t = np.arange(problem.horizon + 1) * problem.dt
+    X = result.states
+    for i, name in enumerate(plant.state_names):
+        a = axes.flat[1 + i]
+        a.plot(t, X[:, i])
+        a.set_xlabel("time")
+        a.set_ylabel(name)
+    for j, name in enumerate(plant.control_names):
+        a = axes.flat[1 + plant.nx + j]
+        a.step(t[:-1], result.w[:, j], where="post")
+        a.set_xlabel("time")
+        a.set_ylabel(name)
+    for a in list(axes.flat)[n:]:
+        a.set_visible(False)
+    fig.suptitle(f"{problem.name} ({problem.scheme}, dt={problem.dt}): final cost {result.fun:.4g}")
+    fig.tight_layout()
+    if path:
+        save_figure(fig, path)
+    return fig
+
+
+def plot_min_cost(runs: Mapping[int, Mapping[str, object]], path: Optional[str] = None,
+                  title: str = "minimum cost so far"):
+    """One panel per horizon: the minimum cost so far against iterations, one line per method
+    (in the spirit of the paper's Fig. 3).
+
+    Parameters
+    ----------
+    runs : mapping ``T -> {label: SolveResult}``
+    """
+    plt = _plt()
+    Ts = sorted(runs)
+    fig, axes = plt.subplots(1, len(Ts), figsize=(5 * len(Ts), 3.6), squeeze=False)
+    for ax, T in zip(axes.flat, Ts):
+        for label, res in runs[T].items():
+            m = res.history.min_so_far()
+            ax.semilogy(np.arange(m.size), np.where(np.isfinite(m), m, np.nan), label=label)
+        ax.set_title(f"horizon T = {T}")
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("min cost so far")
+        ax.legend(fontsize=8)
+        ax.grid(True, which="both", alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    if path:
+        save_figure(fig, path)
+    return fig

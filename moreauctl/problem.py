@@ -1,0 +1,230 @@
+"""Finite-horizon control problems, folded into the form ``h(f(w, x0))`` of Def. 1.1.
+
+Notation
+--------
+- ``T`` (``horizon``): number of stages; ``t = 1..T`` in the paper, ``t = 0..T-1`` as a
+  Python row index of ``w``.
+- ``w``: controls, shape ``(T, nw)``; row ``t`` is the paper's ``w_{t+1}``.
+- ``X``: states, shape ``(T+1, nx)``; row ``t`` is ``x_t``, row 0 is ``x0``.
+- ``phi(w_t, x_{t-1}) -> x_t``: the discretized stage (one per step, time-invariant).
+- ``h(x_T)``: the objective.
+
+A running cost ``l(x, u)`` is folded into the chain by state augmentation: the state gets one
+more entry ``c`` with ``dc/dt = l(x, u)``, ``c(0) = 0``, discretized with the same scheme, and
+the objective becomes ``h(x_T) + c_T``. So every problem, with or without stage cost, is
+``h(f(w, x0))`` and every oracle works on it unchanged.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Union
+
+import casadi as ca
+import numpy as np
+
+from .discretize import SCHEMES, discretize
+from .plant import Plant
+
+__all__ = ["ControlProblem"]
+
+CostSpec = Union[Callable, ca.SX, None]
+
+
+def _check_positive_int(value, what):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{what} must be an integer >= 1; got {value!r}")
+    return int(value)
+
+
+def _check_dt(dt):
+    try:
+        dt_f = float(dt)
+    except (TypeError, ValueError):
+        raise TypeError(f"dt must be a positive number; got {dt!r}") from None
+    if not math.isfinite(dt_f) or dt_f <= 0:
+        raise ValueError(f"dt must be a finite number > 0; got {dt!r}")
+    return dt_f
+
+
+def _check_x0(x0, nx):
+    arr = np.asarray(x0, dtype=float) if not isinstance(x0, np.ndarray) else x0.astype(float)
+    arr = np.atleast_1d(np.squeeze(arr)) if arr.ndim > 1 and arr.size == nx else arr
+    if arr.shape != (nx,):
+        raise ValueError(f"x0 has shape {np.shape(x0)}; expected (nx,) = ({nx},)")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"x0 must have finite entries; got {arr.tolist()}")
+    return arr
+
+
+def _scalar_cost(spec, args, what):
+    expr = spec(*args) if callable(spec) else spec
+    if isinstance(expr, (int, float)):
+        expr = ca.SX(expr)
+    if not isinstance(expr, ca.SX):
+        raise TypeError(f"{what} must return a casadi.SX scalar; got {type(expr).__name__}")
+    if expr.shape != (1, 1):
+        raise ValueError(f"{what} must be a scalar; got shape {expr.shape}")
+    return expr
+
+
+@dataclass(frozen=True, eq=False)
+class ControlProblem:
+    """``min_w h(x_T)`` s.t. ``x_t = phi(w_t, x_{t-1})``, ``t = 1..T``, ``x_0`` given.
+
+    Parameters
+    ----------
+    plant : Plant
+        Continuous-time dynamics.
+    horizon : int
+        Number of stages ``T >= 1``.
+    dt : float
+        Time step ``> 0``; the physical horizon is ``T * dt``.
+    x0 : array_like, shape (plant.nx,)
+        Initial state (finite).
+    terminal_cost : callable or casadi.SX
+        ``h``: a function of the state symbols ``x`` (SX, shape (nx, 1)) returning an SX
+        scalar, or an SX expression of ``plant.state``.
+    stage_cost : callable, optional
+        ``l(x, u)`` returning an SX scalar; integrated over time and folded into the chain by
+        state augmentation (see the module docstring).
+    scheme : {"euler", "heun", "rk4"}
+        Discretization, control held constant over each step.
+    substeps : int
+        Sub-steps per stage (the control stays constant over them).
+    name : str, optional
+        Label for results and plots.
+
+    Attributes
+    ----------
+    nx : int
+        State size of the chain (``plant.nx + 1`` with a stage cost).
+    nw : int
+        Controls per stage (``plant.nu``).
+    stage : casadi.Function
+        ``phi(w, x) -> x_next`` (inputs named ``w``, ``x``; output ``x_next``).
+    objective : casadi.Function
+        ``h(x) -> h``.
+    x0_chain : ndarray, shape (nx,)
+        Initial state of the chain (augmented with a zero accumulated cost if needed).
+    """
+
+    plant: Plant
+    horizon: int
+    dt: float
+    x0: np.ndarray
+    terminal_cost: CostSpec
+    stage_cost: Optional[Callable] = None
+    scheme: str = "euler"
+    substeps: int = 1
+    name: Optional[str] = None
+    stage: ca.Function = field(init=False, repr=False)
+    objective: ca.Function = field(init=False, repr=False)
+    x0_chain: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self):
+        if not isinstance(self.plant, Plant):
+            raise TypeError(f"plant must be a moreauctl.Plant; got {type(self.plant).__name__}")
+        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
+        set_("horizon", _check_positive_int(self.horizon, "horizon"))
+        set_("dt", _check_dt(self.dt))
+        set_("substeps", _check_positive_int(self.substeps, "substeps"))
+        if self.scheme not in SCHEMES:
+            raise ValueError(f"unknown scheme {self.scheme!r}; choose one of {sorted(SCHEMES)}")
+        p = self.plant
+        x0 = _check_x0(self.x0, p.nx)
+        x0.setflags(write=False)
+        set_("x0", x0)
+        if self.terminal_cost is None:
+            raise ValueError("terminal_cost is required: a function h(x) -> SX scalar")
+        x, u = p.state, p.control
+        h = _scalar_cost(self.terminal_cost, (x,), "terminal_cost")
+        if self.stage_cost is None:
+            xs, rhs, x0c = x, p.rhs, x0
+            h_aug = h
+        else:
+            ell = _scalar_cost(self.stage_cost, (x, u), "stage_cost")
+            c = ca.SX.sym("c", 1)
+            xs = ca.vertcat(x, c)
+            rhs = ca.vertcat(p.rhs, ell)
+            x0c = np.concatenate([x0, [0.0]])
+            h_aug = h + c
+        x_next = discretize(rhs, xs, u, self.dt, self.scheme, self.substeps)
+        w = ca.SX.sym("w", p.nu)
+        x_chain = ca.SX.sym("x", xs.numel())
+        phi_expr = ca.substitute(x_next, ca.vertcat(xs, u), ca.vertcat(x_chain, w))
+        h_expr = ca.substitute(h_aug, xs, x_chain)
+        set_("stage", ca.Function("phi", [w, x_chain], [phi_expr], ["w", "x"], ["x_next"]))
+        set_("objective", ca.Function("h", [x_chain], [h_expr], ["x"], ["h"]))
+        x0c = np.array(x0c, dtype=float)
+        x0c.setflags(write=False)
+        set_("x0_chain", x0c)
+        if self.name is None:
+            set_("name", f"{p.name}-T{self.horizon}")
+        object.__setattr__(self, "_cache", {})
+
+    # -- sizes ------------------------------------------------------------------
+    @property
+    def nx(self) -> int:
+        return int(self.stage.size1_in(1))
+
+    @property
+    def nw(self) -> int:
+        return int(self.stage.size1_in(0))
+
+    @property
+    def T(self) -> int:
+        return self.horizon
+
+    def zeros(self) -> np.ndarray:
+        """Zero controls, shape ``(T, nw)``."""
+        return np.zeros((self.horizon, self.nw))
+
+    def with_horizon(self, horizon: int, dt: Optional[float] = None) -> "ControlProblem":
+        """The same problem with another horizon (and optionally another ``dt``)."""
+        return ControlProblem(self.plant, horizon, self.dt if dt is None else dt, self.x0,
+                              self.terminal_cost, self.stage_cost, self.scheme, self.substeps)
+
+    # -- validation shared by every public entry point ------------------------------
+    def check_w(self, w, what: str = "w") -> np.ndarray:
+        """Return ``w`` as a C-contiguous float64 array of shape ``(T, nw)``, or raise."""
+        if w is None:
+            return self.zeros()
+        try:
+            arr = np.asarray(w, dtype=float)
+        except (TypeError, ValueError):
+            raise TypeError(f"{what} must be an array of numbers; got {type(w).__name__}") from None
+        T, nw = self.horizon, self.nw
+        if arr.shape == (T,) and nw == 1:
+            arr = arr.reshape(T, 1)
+        if arr.shape != (T, nw):
+            raise ValueError(f"{what} has shape {arr.shape}; expected (T, nw) = ({T}, {nw})")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{what} must have finite entries; found {int(np.sum(~np.isfinite(arr)))} non-finite")
+        return np.ascontiguousarray(arr)
+
+    # -- the compiled chain -----------------------------------------------------
+    @property
+    def chain(self):
+        """The compiled :class:`moreauctl.chain.Chain` of this problem (built once)."""
+        if "chain" not in self._cache:
+            from .codegen.stages import compile_casadi_chain
+            self._cache["chain"] = compile_casadi_chain(self.stage, self.objective,
+                                                        self.x0_chain, self.horizon)
+        return self._cache["chain"]
+
+    # -- symbolic references (tests, IPOPT) ---------------------------------------
+    def casadi_rollout(self) -> ca.Function:
+        """The whole rollout as one SX Function ``J(W) -> h(x_T)``, ``W`` of shape (T*nw, 1)
+        stacked stage by stage. Reference for tests and the CasADi peer in benchmarks;
+        its size grows linearly in ``T``."""
+        T, nw = self.horizon, self.nw
+        W = ca.SX.sym("W", T * nw)
+        xk = ca.SX(self.x0_chain)
+        for t in range(T):
+            xk = self.stage(W[t * nw:(t + 1) * nw], xk)
+        return ca.Function("J", [W], [self.objective(xk)], ["W"], ["J"])
+
+    def __repr__(self):
+        return (f"ControlProblem(plant={self.plant.name!r}, horizon={self.horizon}, dt={self.dt}, "
+                f"scheme={self.scheme!r}, x0={self.x0.tolist()})")
