@@ -219,6 +219,13 @@ def _prox(kind, c, w, x, lam, n, F0, g0, inner, iters, tol, y, buf):
         y[i] = 0.0
         g[i] = g0[i]
     Fy = F0
+    g0n = _dot(g, g, n)
+    if not math.isfinite(g0n) or not math.isfinite(F0):
+        # The subproblem is undefined at its start point (e.g. an infinite derivative):
+        # report it as a non-finite solution so the run ends naming this stage.
+        for i in range(n):
+            y[i] = np.nan
+        return evals
     if inner == INNER_PAPER:
         # One gradient step with a Goldstein line search (bracketing on s, starting at the
         # unit step, which is exact for a linear f), then one Barzilai-Borwein step.
@@ -262,12 +269,16 @@ def _prox(kind, c, w, x, lam, n, F0, g0, inner, iters, tol, y, buf):
             for i in range(n):
                 y[i] -= bb * d[i]
         return evals
+    # The tolerance is relative to |grad F(0)|, which scales with c |lam|: long chains with
+    # geometric steps have costates of wildly different sizes, so an absolute one would
+    # stop at once near the start of the chain.
+    gn0 = math.sqrt(_dot(g, g, n))
     for it in range(iters):
         if it > 0:
             _sub_grad(kind, c, w, x, lam, y, n, z, g)
             evals += 1
         gn = math.sqrt(_dot(g, g, n))
-        if not (gn > tol):  # also stops on NaN, reported by the caller
+        if not (gn > tol * gn0):  # also stops on NaN, reported by the caller
             break
         used_newton = False
         if inner == INNER_NEWTON:

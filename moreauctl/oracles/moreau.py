@@ -156,7 +156,8 @@ class MoreauOracle:
         Goldstein line search then one Barzilai-Borwein step (E.2.1); ``"gd"`` is up to
         ``inner_iters`` gradient steps with Armijo backtracking; ``"newton"`` damped Newton
         with CasADi's exact Hessian (gradient step where it is not positive definite).
-        ``"gd"`` and ``"newton"`` stop when the subproblem gradient norm is <= ``inner_tol``.
+        ``"gd"`` and ``"newton"`` stop when the subproblem gradient norm is <=
+        ``inner_tol`` times its value at the start point (a relative tolerance).
     diagnostics : bool
         Also compute every subproblem's gradient norm at its solution
         (``OracleOutput.info["residuals"]``, shape (T+1, 2)); costs one more gradient per
