@@ -100,19 +100,19 @@ def _sub_value(kind, c, w, x, lam, y, n, z, p, one):
     if kind == KIND_H:
         for i in range(NX):
             z[i] = x[i] + y[i]
-        _h(z[:NX], one)
+        _h(z, one)
         v = one[0]
     elif kind == KIND_X:
         for i in range(NX):
             z[i] = x[i] + y[i]
-        _phi(w, z[:NX], p)
+        _phi(w, z, p)
         v = 0.0
         for i in range(NX):
             v += lam[i] * p[i]
     else:
         for i in range(NW):
             z[i] = w[i] + y[i]
-        _phi(z[:NW], x, p)
+        _phi(z, x, p)
         v = 0.0
         for i in range(NX):
             v += lam[i] * p[i]
@@ -125,15 +125,15 @@ def _sub_grad(kind, c, w, x, lam, y, n, z, out):
     if kind == KIND_H:
         for i in range(NX):
             z[i] = x[i] + y[i]
-        _h_grad(z[:NX], out[:NX])
+        _h_grad(z, out)
     elif kind == KIND_X:
         for i in range(NX):
             z[i] = x[i] + y[i]
-        _vjp_x(w, z[:NX], lam, out[:NX])
+        _vjp_x(w, z, lam, out)
     else:
         for i in range(NW):
             z[i] = w[i] + y[i]
-        _vjp_w(z[:NW], x, lam, out[:NW])
+        _vjp_w(z, x, lam, out)
     for i in range(n):
         out[i] = c * out[i] + y[i]
 
@@ -144,15 +144,15 @@ def _sub_hess(kind, c, w, x, lam, y, n, z, H):
     if kind == KIND_H:
         for i in range(NX):
             z[i] = x[i] + y[i]
-        _h_hess(z[:NX], H[:NX * NX])
+        _h_hess(z, H)
     elif kind == KIND_X:
         for i in range(NX):
             z[i] = x[i] + y[i]
-        _hess_xx(w, z[:NX], lam, H[:NX * NX])
+        _hess_xx(w, z, lam, H)
     else:
         for i in range(NW):
             z[i] = w[i] + y[i]
-        _hess_ww(z[:NW], x, lam, H[:NW * NW])
+        _hess_ww(z, x, lam, H)
     for k in range(n * n):
         H[k] *= c
     for i in range(n):
