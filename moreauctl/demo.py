@@ -18,8 +18,8 @@ from .solve import solve
 DEMO_METHODS = {
     "GD": ("gd", {}, range(-10, 3)),
     "GD + Armijo": ("gd", {"line_search": "armijo"}, range(-4, 5)),
-    "GD, geometric stage weights": ("gd", {"stage_weights": "geometric", "gamma": 0.5}, range(-4, 11)),
-    "Moreau GD": ("moreau-gd", {"gamma": 0.5}, range(0, 11)),
+    "GD, geometric stage weights": ("gd", {"stage_weights": "geometric", "gamma": 0.5}, range(-2, 15)),
+    "Moreau GD": ("moreau-gd", {"gamma": 0.5}, range(0, 15)),
 }
 
 
