@@ -56,7 +56,8 @@ HEADER = (
     "from moreauctl._config import jit as _jit\n"
 )
 
-# key -> module, so building the same kernels twice in a process returns the same object.
+# generated file path (= cache dir + tag + key) -> module, so building the same kernels
+# twice in a process returns the same module object without touching the disk.
 _MODULES: Dict[str, types.ModuleType] = {}
 _LOCK = threading.Lock()
 
@@ -215,11 +216,11 @@ def build_module(
     directory = os.path.abspath(cache_dir or _config.cache_dir())
     key = cache_key(functions, extra_source)
     with _LOCK:
-        module = _MODULES.get(f"{directory}|{key}")
-        if module is not None:
-            return module
         stem = f"{tag}_{key[:20]}"
         path = os.path.join(directory, stem + ".py")
+        module = _MODULES.get(path)
+        if module is not None:
+            return module
         if not os.path.exists(path):
             # Translate only on a miss: this is the expensive Python part.
             text = module_source(functions, extra_source)
@@ -227,5 +228,5 @@ def build_module(
             _write_atomically(path, text)
         module = _import_file(f"_moreauctl_generated_{stem}", path)
         module.__moreauctl_key__ = key
-        _MODULES[f"{directory}|{key}"] = module
+        _MODULES[path] = module
         return module
