@@ -1,0 +1,301 @@
+"""Step-size grids: run a method for each step, pick the best by a stated criterion.
+
+Criteria (lower is better; a run that failed -- diverged, or a non-finite backward pass --
+never wins, whatever its score):
+
+``"best"``
+    The best cost reached in ``iters`` iterations, ``min_k c_k``.
+``"final"``
+    The cost after the last iteration, ``c_K``.
+``"auc"``
+    The area under the minimum-so-far curve ``y_k = min_{i<=k} c_i`` (the selection rule of
+    the long paper's F.2: "the parameters with the smallest area under the optimization
+    curve after 50 iterations"). Normalized so it reads as a fraction: the trapezoidal area
+    over ``k = 0..K`` divided by ``K |c_0|``, i.e. the mean of ``y_k / |c_0|`` over the
+    run. It lies in ``[0, 1]`` for non-negative costs, and since every step of a grid starts
+    from the same ``c_0`` and runs the same ``K`` it ranks steps exactly as the raw area does.
+    A run that stopped early *successfully* (``gtol``, callback) is extended at its last
+    value up to ``K``.
+"""
+from __future__ import annotations
+
+import math
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..result import SolveResult
+
+__all__ = ["powers_of_two", "CRITERIA", "StepRecord", "GridResult", "grid_search",
+           "auc_of_costs", "format_step", "choose"]
+
+CRITERIA = ("best", "final", "auc")
+
+
+def powers_of_two(lo: int, hi: int) -> Tuple[float, ...]:
+    """``(2**lo, 2**(lo+1), ..., 2**hi)`` as floats (both ends included)."""
+    for name, v in (("lo", lo), ("hi", hi)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"{name} must be an integer exponent; got {v!r}")
+    if hi < lo:
+        raise ValueError(f"powers_of_two needs lo <= hi; got lo={lo}, hi={hi}")
+    return tuple(2.0 ** e for e in range(int(lo), int(hi) + 1))
+
+
+def format_step(step: Optional[float]) -> str:
+    """``2^e`` for powers of two, else ``%.4g``; ``-`` for None."""
+    if step is None or not math.isfinite(step):
+        return "-"
+    m, e = math.frexp(step)
+    if m == 0.5:
+        return f"2^{e - 1}"
+    return f"{step:.4g}"
+
+
+def _min_so_far(costs: np.ndarray) -> np.ndarray:
+    c = np.where(np.isfinite(costs), costs, np.inf)
+    return np.minimum.accumulate(c) if c.size else c
+
+
+def auc_of_costs(costs, iters: Optional[int] = None) -> float:
+    """Normalized area under the min-so-far curve of ``costs`` (see the module docstring).
+
+    Parameters
+    ----------
+    costs : array_like, shape (K'+1,)
+    iters : int, optional
+        ``K``: the curve is extended at its last value up to ``K`` iterations.
+    """
+    y = _min_so_far(np.asarray(costs, dtype=float))
+    if y.size == 0 or not np.isfinite(y[0]):
+        return math.inf
+    K = max(int(iters) if iters is not None else y.size - 1, y.size - 1)
+    if y.size < K + 1:
+        y = np.concatenate([y, np.full(K + 1 - y.size, y[-1])])
+    if K == 0:
+        return float(y[0] / abs(y[0])) if y[0] != 0 else 0.0
+    area = float(np.sum(0.5 * (y[:-1] + y[1:])))
+    scale = K * abs(y[0]) if y[0] != 0 else K
+    return area / scale
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One run of a grid: the step, how it ended, and its cost curve.
+
+    Attributes
+    ----------
+    step : float
+    success : bool
+        False when the run diverged or failed (such runs never win a grid).
+    status : int
+    message : str
+    nit : int
+    costs : ndarray, shape (nit+1,) (one more entry on divergence)
+    seconds : float
+        Wall time of the run.
+    iters : int
+        Iterations requested ``K``.
+    """
+
+    step: float
+    success: bool
+    status: int
+    message: str
+    nit: int
+    costs: np.ndarray
+    seconds: float
+    iters: int
+
+    def __post_init__(self):
+        c = np.array(self.costs, dtype=float, copy=True)
+        c.setflags(write=False)
+        object.__setattr__(self, "costs", c)
+
+    @property
+    def best_cost(self) -> float:
+        c = self.costs[np.isfinite(self.costs)]
+        return float(c.min()) if c.size else math.nan
+
+    @property
+    def final_cost(self) -> float:
+        """Last cost of a successful run; for a failed run the last finite cost before the
+        failure."""
+        if self.success:
+            return float(self.costs[-1])
+        c = self.costs[np.isfinite(self.costs)]
+        return float(c[-1]) if c.size else math.nan
+
+    def min_so_far(self) -> np.ndarray:
+        return _min_so_far(self.costs)
+
+    @property
+    def auc(self) -> float:
+        return auc_of_costs(self.costs, self.iters) if self.success else math.inf
+
+    def score(self, criterion: str) -> float:
+        """The value minimized by ``criterion``; ``inf`` for failed runs."""
+        if not self.success:
+            return math.inf
+        if criterion == "best":
+            v = self.best_cost
+        elif criterion == "final":
+            v = self.final_cost
+        elif criterion == "auc":
+            v = self.auc
+        else:
+            raise ValueError(f"unknown criterion {criterion!r}; choose one of {list(CRITERIA)}")
+        return v if math.isfinite(v) else math.inf
+
+    @classmethod
+    def from_result(cls, step: float, res: SolveResult, iters: int, seconds: float) -> "StepRecord":
+        return cls(step=float(step), success=bool(res.success), status=int(res.status),
+                   message=str(res.message), nit=int(res.nit), costs=res.costs,
+                   seconds=float(seconds), iters=int(iters))
+
+
+def choose(records: Sequence[StepRecord], criterion: str) -> Optional[StepRecord]:
+    """The winning record (lowest score; ties go to the smaller step), or None when every
+    run failed."""
+    if criterion not in CRITERIA:
+        raise ValueError(f"unknown criterion {criterion!r}; choose one of {list(CRITERIA)}")
+    ok = [r for r in records if r.success and math.isfinite(r.score(criterion))]
+    if not ok:
+        return None
+    return min(ok, key=lambda r: (r.score(criterion), r.step))
+
+
+@dataclass(frozen=True)
+class GridResult:
+    """Outcome of a step-size grid for one method on one problem.
+
+    Attributes
+    ----------
+    method : str
+        The method (or, in a sweep, the method's label).
+    criterion : str
+    records : tuple of StepRecord
+        One per step, in grid order.
+    step : float or None
+        The chosen step; None when every run failed.
+    winner : StepRecord or None
+        The record of the chosen step.
+    result : SolveResult or None
+        The winning run's full result (:func:`grid_search`); None in sweeps, which keep
+        only the records on disk, and when every run failed.
+    settings : mapping
+        The solver settings shared by the grid (method, iters, gamma, ...).
+    """
+
+    method: str
+    criterion: str
+    records: Tuple[StepRecord, ...]
+    step: Optional[float]
+    winner: Optional[StepRecord]
+    result: Optional[SolveResult] = None
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def steps(self) -> Tuple[float, ...]:
+        return tuple(r.step for r in self.records)
+
+    @property
+    def best_cost(self) -> float:
+        return self.winner.best_cost if self.winner is not None else math.nan
+
+    @property
+    def final_cost(self) -> float:
+        return self.winner.final_cost if self.winner is not None else math.nan
+
+    @property
+    def n_failed(self) -> int:
+        return sum(not r.success for r in self.records)
+
+    @property
+    def seconds(self) -> float:
+        """Wall time of all runs of the grid (summed)."""
+        return float(sum(r.seconds for r in self.records))
+
+    def summary(self) -> str:
+        lines = [f"{self.method}: criterion {self.criterion!r}, chosen step "
+                 f"{format_step(self.step)} ({self.n_failed}/{len(self.records)} runs failed)"]
+        for r in self.records:
+            mark = "*" if (self.winner is not None and r.step == self.winner.step) else " "
+            lines.append(f" {mark} step {format_step(r.step):>7}  best {r.best_cost:.4g}  "
+                         f"final {r.final_cost:.4g}  auc {r.auc:.4g}  "
+                         f"{'ok' if r.success else 'FAILED: ' + r.message}")
+        return "\n".join(lines)
+
+    def __repr__(self):
+        return (f"GridResult(method={self.method!r}, criterion={self.criterion!r}, "
+                f"step={format_step(self.step)}, best_cost={self.best_cost:.6g}, "
+                f"failed={self.n_failed}/{len(self.records)})")
+
+
+def _timed_solve(problem, method, step, iters, kwargs):
+    from ..solve import solve
+    t0 = time.perf_counter()
+    res = solve(problem, method=method, step=step, iters=iters, verbose=False, **kwargs)
+    return res, time.perf_counter() - t0
+
+
+def grid_search(problem, method: str, steps: Sequence[float] = powers_of_two(-10, 10),
+                iters: int = 50, criterion: str = "best", executor: Optional[Executor] = None,
+                **solve_kwargs) -> GridResult:
+    """Run ``solve(problem, method, step, iters, **solve_kwargs)`` for every step and choose.
+
+    Parameters
+    ----------
+    problem : ControlProblem
+    method : str
+        Any first-order method of :func:`moreauctl.solve`.
+    steps : sequence of float
+        The grid (default ``2^-10 .. 2^10``).
+    iters : int
+        Iterations ``K`` of every run.
+    criterion : {"best", "final", "auc"}
+        See the module docstring. Failed runs never win.
+    executor : concurrent.futures.Executor, optional
+        Runs the steps concurrently. A ``ThreadPoolExecutor`` works on any problem (the
+        compiled kernels release the GIL); a process-based executor needs a picklable
+        problem. For many problems or horizons use :func:`horizon_sweep`, which sends only
+        names and settings to workers.
+    **solve_kwargs
+        Passed to :func:`moreauctl.solve` (``gamma``, ``stage_weights``, ``line_search``,
+        ...); unknown names raise there.
+
+    Returns
+    -------
+    GridResult
+        With ``result`` the winning :class:`SolveResult` (None if every run failed).
+    """
+    if criterion not in CRITERIA:
+        raise ValueError(f"unknown criterion {criterion!r}; choose one of {list(CRITERIA)}")
+    if method == "ipopt":
+        raise ValueError("grid_search is for first-order methods; IPOPT has no step size")
+    steps = tuple(float(s) for s in steps)
+    if not steps:
+        raise ValueError("steps is empty; expected at least one step size")
+    for s in steps:
+        if not (math.isfinite(s) and s > 0):
+            raise ValueError(f"every step must be a finite number > 0; got {s!r}")
+    if "verbose" in solve_kwargs:
+        raise ValueError("grid_search runs are always silent; do not pass verbose")
+    if executor is None:
+        outs = [_timed_solve(problem, method, s, iters, solve_kwargs) for s in steps]
+    else:
+        futs = [executor.submit(_timed_solve, problem, method, s, iters, solve_kwargs)
+                for s in steps]
+        outs = [f.result() for f in futs]
+    records = tuple(StepRecord.from_result(s, res, iters, sec) for s, (res, sec) in zip(steps, outs))
+    win = choose(records, criterion)
+    result = None
+    if win is not None:
+        result = outs[steps.index(win.step)][0]
+    settings = {"method": method, "iters": iters, **solve_kwargs}
+    return GridResult(method=method, criterion=criterion, records=records,
+                      step=None if win is None else win.step, winner=win, result=result,
+                      settings=settings)

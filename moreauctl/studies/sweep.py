@@ -1,0 +1,547 @@
+"""Horizon sweeps: for each horizon ``T``, grid-search each method's step, compare to IPOPT.
+
+A sweep is a set of independent *cells*. One cell is one run ``(T, method settings, step)``
+(``kind="run"``), or the IPOPT reference optimum of one horizon (``kind="reference"``).
+Cells run on any :class:`concurrent.futures.Executor`:
+
+- default: a local :class:`~concurrent.futures.ProcessPoolExecutor` (one worker per core);
+- ``executor="serial"`` (in this process) or ``"thread"``;
+- a Dask cluster, when one machine is not enough::
+
+      from dask.distributed import Client
+      client = Client("scheduler-address:8786")      # or Client(LocalCluster(...))
+      res = horizon_sweep("pendulum", [100, 1000], executor=client.get_executor(), out="run1")
+
+Only names and settings travel to workers (a plant name from :data:`moreauctl.models.MODELS`,
+or a picklable top-level ``make_problem`` function, plus JSON-like settings), never CasADi
+objects or compiled kernels. Each worker builds a problem once per
+``(make_problem, T, dt, problem_kwargs)`` and keeps it in a module-level cache, so the
+numba chain of a problem is compiled (or loaded from the disk cache ``$MOREAUCTL_CACHE``)
+once per worker, not once per cell.
+
+Two ways to scale the problem with the horizon ``T``:
+
+``scaling="fixed-dt"`` (default; the paper's Sec. 4 setting)
+    The time step stays ``dt`` (0.1 by default), so a longer horizon is a longer
+    *physical* time ``T * dt``: more time to swing up, and more stages to back-propagate
+    through.
+``scaling="fixed-time"``
+    The physical time stays ``total_time`` and ``dt = total_time / T``, so a longer horizon
+    is a *finer discretization* of the same continuous-time problem. The optimal cost then
+    converges as ``T`` grows, and what changes is only the conditioning seen by the methods.
+
+Results survive interruptions: with ``out=DIR`` each finished cell is written atomically to
+``DIR/cells/<key>.json`` (see :mod:`moreauctl.studies.store`) as soon as it completes; a
+re-run loads finished cells instead of recomputing them (``force=True`` recomputes them all).
+A study killed at any point and restarted loses nothing that had finished.
+
+Testing hook: when the environment variable ``MOREAUCTL_STUDY_CELL_DELAY`` holds a number of
+seconds, every cell sleeps that long after computing (used to kill a study mid-run in tests).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .grid import CRITERIA, GridResult, StepRecord, choose, powers_of_two
+from .store import CellStore, cell_key, write_json_atomic
+
+__all__ = ["horizon_sweep", "SweepResult", "METHOD_PRESETS", "DEFAULT_METHODS", "SCALINGS",
+           "run_cell", "SerialExecutor", "make_executor", "DEFAULT_STEPS"]
+
+SCALINGS = ("fixed-dt", "fixed-time")
+
+#: step grid used when a method's settings give none: ``2^-10 .. 2^10``
+DEFAULT_STEPS = powers_of_two(-10, 10)
+
+#: Named method settings for sweeps and the command line. ``steps`` is each method's grid;
+#: every other key is passed to :func:`moreauctl.solve`.
+METHOD_PRESETS: Dict[str, Dict[str, Any]] = {
+    "gd": {"method": "gd"},
+    # The ablation: Moreau GD's per-stage weights gamma^(T-t+1) without its prox steps.
+    "gd-geometric": {"method": "gd", "stage_weights": "geometric", "gamma": 0.5},
+    "moreau-gd": {"method": "moreau-gd", "gamma": 0.5},
+    "gd-armijo": {"method": "gd", "line_search": "armijo"},
+}
+
+#: the methods of a default sweep: GD, GD with geometric stage weights, Moreau GD (gamma 0.5)
+DEFAULT_METHODS = ("gd", "gd-geometric", "moreau-gd")
+
+# keys a method's settings may not carry (they are sweep-level, or not JSON-like)
+_FORBIDDEN_SETTINGS = {"step": "give a grid as 'steps'", "iters": "set iters for the sweep",
+                       "w0": "sweeps start from zeros", "callback": "callbacks cannot be stored",
+                       "verbose": "cells are always silent"}
+
+# ---------------------------------------------------------------------------------------
+# worker side
+# ---------------------------------------------------------------------------------------
+
+#: per-worker cache: (problem id, T, dt, problem_kwargs) -> ControlProblem (chain compiled once)
+_PROBLEMS: Dict[tuple, Any] = {}
+
+
+def _problem_id(make_problem) -> str:
+    if isinstance(make_problem, str):
+        return f"plant:{make_problem}"
+    mod = getattr(make_problem, "__module__", None) or "?"
+    qual = getattr(make_problem, "__qualname__", None) or repr(make_problem)
+    return f"{mod}:{qual}"
+
+
+def _resolve_factory(make_problem) -> Callable:
+    if isinstance(make_problem, str):
+        from .. import models
+        if make_problem not in models.MODELS:
+            raise ValueError(f"unknown plant {make_problem!r}; choose one of {sorted(models.MODELS)}")
+        return models.MODELS[make_problem]
+    if callable(make_problem):
+        return make_problem
+    raise TypeError("make_problem must be a plant name (see moreauctl.models.MODELS) or a "
+                    f"function (horizon, dt, **problem_kwargs) -> ControlProblem; got "
+                    f"{type(make_problem).__name__}")
+
+
+def _get_problem(make_problem, T: int, dt: Optional[float], problem_kwargs: Mapping[str, Any]):
+    key = (_problem_id(make_problem), int(T), dt, json.dumps(problem_kwargs, sort_keys=True))
+    prob = _PROBLEMS.get(key)
+    if prob is None:
+        factory = _resolve_factory(make_problem)
+        kw = dict(problem_kwargs)
+        if dt is not None:
+            kw["dt"] = dt
+        prob = factory(horizon=int(T), **kw)
+        _PROBLEMS[key] = prob
+    return prob
+
+
+def _jsonable_costs(costs) -> list:
+    out = []
+    for c in np.asarray(costs, dtype=float).tolist():
+        out.append(c if math.isfinite(c) else ("nan" if math.isnan(c) else ("inf" if c > 0 else "-inf")))
+    return out
+
+
+def _costs_from_json(vals) -> np.ndarray:
+    return np.array([float(v) for v in vals], dtype=float)
+
+
+def run_cell(spec: Mapping[str, Any], make_problem: Union[str, Callable]) -> dict:
+    """Compute one cell (in a worker) and return its record (a JSON-ready dict).
+
+    Parameters
+    ----------
+    spec : mapping
+        The cell's settings (``kind``, ``horizon``, ``dt``, ``problem_kwargs``, ``method``,
+        ``step``, ``iters``, ``solve_kwargs`` or ``ipopt_options``); its key is
+        ``cell_key(spec)``.
+    make_problem : str or callable
+        Plant name or problem factory.
+    """
+    from ..solve import solve
+    T, dt = int(spec["horizon"]), spec["dt"]
+    prob = _get_problem(make_problem, T, dt, spec.get("problem_kwargs") or {})
+    if spec["kind"] == "reference":
+        t0 = time.perf_counter()
+        res = solve(prob, method="ipopt", ipopt_options=dict(spec.get("ipopt_options") or {}),
+                    verbose=False)
+        extra = {"fun": res.fun if math.isfinite(res.fun) else "nan",
+                 "return_status": res.settings.get("return_status"),
+                 "tol": res.settings.get("tol")}
+    elif spec["kind"] == "run":
+        t0 = time.perf_counter()
+        res = solve(prob, method=spec["method"], step=float(spec["step"]), iters=int(spec["iters"]),
+                    verbose=False, **dict(spec.get("solve_kwargs") or {}))
+        extra = {}
+    else:
+        raise ValueError(f"unknown cell kind {spec['kind']!r}; expected 'run' or 'reference'")
+    seconds = time.perf_counter() - t0
+    delay = os.environ.get("MOREAUCTL_STUDY_CELL_DELAY")
+    if delay:
+        time.sleep(float(delay))
+    from .. import __version__
+    return {"key": cell_key(spec), "spec": dict(spec), "costs": _jsonable_costs(res.costs),
+            "success": bool(res.success), "status": int(res.status), "message": str(res.message),
+            "nit": int(res.nit), "seconds": float(seconds), "dt": float(prob.dt),
+            "scheme": str(prob.scheme), "pid": os.getpid(), "finished_at": time.time(),
+            "moreauctl_version": __version__, **extra}
+
+
+def _record_to_step(rec: Mapping[str, Any]) -> StepRecord:
+    spec = rec["spec"]
+    step = float(spec["step"]) if spec.get("kind") == "run" else math.nan
+    iters = int(spec.get("iters", max(len(rec["costs"]) - 1, 0)))
+    return StepRecord(step=step, success=bool(rec["success"]), status=int(rec["status"]),
+                      message=str(rec["message"]), nit=int(rec["nit"]),
+                      costs=_costs_from_json(rec["costs"]), seconds=float(rec["seconds"]),
+                      iters=iters)
+
+
+# ---------------------------------------------------------------------------------------
+# executors
+# ---------------------------------------------------------------------------------------
+
+class SerialExecutor(Executor):
+    """Runs each submitted call at once, in this process (debugging, tiny studies)."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        f = Future()
+        try:
+            f.set_result(fn(*args, **kwargs))
+        except BaseException as e:  # noqa: BLE001 (delivered through the future)
+            f.set_exception(e)
+        return f
+
+
+def make_executor(kind: str = "process", workers: Optional[int] = None) -> Executor:
+    """A local executor by name: ``"process"`` (default), ``"thread"`` or ``"serial"``.
+
+    For Dask, pass ``dask.distributed.Client(...).get_executor()`` to :func:`horizon_sweep`.
+    """
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"workers must be an integer >= 1; got {workers!r}")
+    if kind == "process":
+        return ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1)
+    if kind == "thread":
+        return ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1)
+    if kind == "serial":
+        return SerialExecutor()
+    raise ValueError(f"unknown executor {kind!r}; choose 'process', 'thread', 'serial', or pass "
+                     "a concurrent.futures.Executor (e.g. a Dask client's get_executor())")
+
+
+# ---------------------------------------------------------------------------------------
+# the sweep
+# ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SweepResult:
+    """Everything a horizon sweep found.
+
+    Attributes
+    ----------
+    horizons : tuple of int
+    labels : tuple of str
+        Method labels, in the order given.
+    grids : mapping ``(T, label) -> GridResult``
+        Each with its records (one per step) and the chosen step by ``criterion``.
+    references : mapping ``T -> StepRecord or None``
+        The IPOPT run of each horizon (``costs = [c_0, c*]``), or None without reference.
+    dts : mapping ``T -> float``
+        The time step actually used for each horizon.
+    settings : mapping
+        ``problem``, ``scaling``, ``dt``, ``total_time``, ``iters``, ``criterion``,
+        ``methods`` (label -> settings incl. ``steps``), ``problem_kwargs``.
+    computed, loaded : int
+        Cells computed by this call, and cells found finished on disk.
+    seconds : float
+        Wall time of the call.
+    out : str or None
+    """
+
+    horizons: Tuple[int, ...]
+    labels: Tuple[str, ...]
+    grids: Mapping[Tuple[int, str], GridResult]
+    references: Mapping[int, Optional[StepRecord]]
+    dts: Mapping[int, float]
+    settings: Mapping[str, Any]
+    computed: int = 0
+    loaded: int = 0
+    seconds: float = 0.0
+    out: Optional[str] = None
+
+    def grid(self, T: int, label: str) -> GridResult:
+        try:
+            return self.grids[(T, label)]
+        except KeyError:
+            raise KeyError(f"no grid for T={T!r}, label={label!r}; horizons {list(self.horizons)}, "
+                           f"labels {list(self.labels)}") from None
+
+    def c_star(self, T: int) -> float:
+        """IPOPT's optimal cost at horizon ``T`` (NaN without a finite reference)."""
+        ref = self.references.get(T)
+        if ref is None:
+            return math.nan
+        c = ref.costs[-1]
+        return float(c) if math.isfinite(c) else math.nan
+
+    def gap_curve(self, T: int, label: str) -> np.ndarray:
+        """Normalized gap of the winner's min-so-far curve, ``(y_k - c*) / (c_0 - c*)``,
+        shape (K'+1,); NaN without a reference or a winner."""
+        g = self.grid(T, label)
+        if g.winner is None:
+            return np.full(1, math.nan)
+        y = g.winner.min_so_far()
+        return normalized_gap(y, g.winner.costs[0], self.c_star(T))
+
+    def rows(self):
+        from .report import sweep_rows
+        return sweep_rows(self)
+
+    def to_markdown(self) -> str:
+        from .report import markdown_table
+        return markdown_table(self)
+
+    def write_report(self, out: Optional[str] = None, figures: bool = True) -> Dict[str, str]:
+        """Write ``summary.csv``, ``summary.md``, ``sweep.json`` and the figures under
+        ``out`` (default: the sweep's own ``out``); returns ``{name: path}``."""
+        from .report import write_report
+        d = out or self.out
+        if d is None:
+            raise ValueError("no output directory: pass out=")
+        return write_report(self, d, figures=figures)
+
+
+def normalized_gap(c, c0: float, c_star: float) -> np.ndarray:
+    """``(c - c*) / (c0 - c*)`` elementwise (NaN if ``c*`` is not finite or ``c0 == c*``)."""
+    c = np.asarray(c, dtype=float)
+    if not (math.isfinite(c_star) and math.isfinite(c0)) or c0 == c_star:
+        return np.full(c.shape, math.nan)
+    return (c - c_star) / (c0 - c_star)
+
+
+def _check_methods(methods) -> Dict[str, Dict[str, Any]]:
+    if methods is None:
+        methods = DEFAULT_METHODS
+    if isinstance(methods, str):
+        methods = [m.strip() for m in methods.split(",") if m.strip()]
+    if not isinstance(methods, Mapping):
+        out = {}
+        for name in methods:
+            if name not in METHOD_PRESETS:
+                raise ValueError(f"unknown method preset {name!r}; choose one of "
+                                 f"{sorted(METHOD_PRESETS)} or pass {{label: settings}}")
+            out[name] = dict(METHOD_PRESETS[name])
+        methods = out
+    if not methods:
+        raise ValueError("methods is empty; expected at least one method")
+    checked = {}
+    for label, st in methods.items():
+        if not isinstance(st, Mapping) or "method" not in st:
+            raise ValueError(f"settings of {label!r} must be a mapping with a 'method' key; got {st!r}")
+        st = dict(st)
+        if st["method"] == "ipopt":
+            raise ValueError(f"{label!r}: IPOPT is the reference (reference='ipopt'), not a method")
+        for k, why in _FORBIDDEN_SETTINGS.items():
+            if k in st:
+                raise ValueError(f"settings of {label!r} may not set {k!r}: {why}")
+        steps = tuple(float(s) for s in st.pop("steps", DEFAULT_STEPS))
+        if not steps or not all(math.isfinite(s) and s > 0 for s in steps):
+            raise ValueError(f"steps of {label!r} must be finite numbers > 0; got {steps!r}")
+        st["steps"] = steps
+        checked[str(label)] = st
+    return checked
+
+
+def _check_horizons(horizons) -> Tuple[int, ...]:
+    hs = []
+    for T in horizons:
+        if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 1:
+            raise ValueError(f"horizons must be integers >= 1; got {T!r}")
+        hs.append(int(T))
+    if not hs:
+        raise ValueError("horizons is empty")
+    if len(set(hs)) != len(hs):
+        raise ValueError(f"horizons has duplicates: {hs}")
+    return tuple(hs)
+
+
+def _dt_for(T, scaling, dt, total_time):
+    if scaling == "fixed-dt":
+        return None if dt is None else float(dt)
+    return float(total_time) / T
+
+
+def horizon_sweep(make_problem: Union[str, Callable], horizons: Sequence[int],
+                  methods: Union[None, Sequence[str], Mapping[str, Mapping[str, Any]]] = None,
+                  iters: int = 50, *, scaling: str = "fixed-dt", dt: Optional[float] = 0.1,
+                  total_time: Optional[float] = None,
+                  problem_kwargs: Optional[Mapping[str, Any]] = None, criterion: str = "best",
+                  executor: Union[None, str, Executor] = None, workers: Optional[int] = None,
+                  out: Optional[str] = None, force: bool = False, progress: bool = True,
+                  reference: Optional[str] = "ipopt",
+                  ipopt_options: Optional[Mapping[str, Any]] = None,
+                  report: bool = True) -> SweepResult:
+    """Grid-search every method's step at every horizon; compare against IPOPT.
+
+    Parameters
+    ----------
+    make_problem : str or callable
+        A plant name of :data:`moreauctl.models.MODELS` (``"pendulum"``, ``"cartpole"``), or
+        a picklable top-level function ``make_problem(horizon=T, dt=dt, **problem_kwargs)
+        -> ControlProblem``. Cell keys identify it by ``module:qualname``.
+    horizons : sequence of int
+    methods : sequence of preset names, or mapping ``label -> settings``
+        Presets are :data:`METHOD_PRESETS`; the default is :data:`DEFAULT_METHODS` (GD, GD
+        with geometric stage weights ``gamma=0.5``, Moreau GD ``gamma=0.5``). Settings hold
+        ``method``, an optional ``steps`` grid (default ``2^-10 .. 2^10``), and any keyword
+        of :func:`moreauctl.solve` (``gamma``, ``stage_weights``, ``line_search``,
+        ``moreau_options``, ...).
+    iters : int
+        Iterations ``K`` of every run.
+    scaling : {"fixed-dt", "fixed-time"}
+        How the problem scales with ``T`` (see the module docstring).
+    dt : float or None
+        Time step for ``"fixed-dt"`` (None: the factory's default).
+    total_time : float
+        Physical horizon for ``"fixed-time"`` (``dt = total_time / T``).
+    problem_kwargs : mapping, optional
+        Extra factory keywords (e.g. ``{"scheme": "rk4"}``).
+    criterion : {"best", "final", "auc"}
+        How each grid picks its step (see :mod:`moreauctl.studies.grid`).
+    executor : Executor, or "process" | "thread" | "serial", optional
+        Where cells run; default a local process pool of ``workers`` processes (one per
+        core). An executor passed in is not shut down.
+    out : str, optional
+        Study directory: finished cells are stored there atomically and reused on the next
+        call; the CSV, markdown table and figures are written there when ``report``.
+    force : bool
+        Recompute cells even when finished on disk.
+    progress : bool
+        A tqdm bar over cells (on stderr).
+    reference : {"ipopt", None}
+        Compute IPOPT's optimum for each horizon (one more cell per horizon) and report the
+        normalized gap ``(c_k - c*) / (c_0 - c*)``.
+    ipopt_options : mapping, optional
+        IPOPT options of the reference cells.
+
+    Returns
+    -------
+    SweepResult
+    """
+    t_start = time.perf_counter()
+    hs = _check_horizons(horizons)
+    meths = _check_methods(methods)
+    if isinstance(iters, bool) or not isinstance(iters, (int, np.integer)) or iters < 0:
+        raise ValueError(f"iters must be an integer >= 0; got {iters!r}")
+    if scaling not in SCALINGS:
+        raise ValueError(f"unknown scaling {scaling!r}; choose one of {list(SCALINGS)}")
+    if scaling == "fixed-time":
+        if total_time is None or not (math.isfinite(float(total_time)) and float(total_time) > 0):
+            raise ValueError(f"scaling='fixed-time' needs total_time > 0 (dt = total_time / T); "
+                             f"got total_time={total_time!r}")
+    elif total_time is not None:
+        raise ValueError("total_time is only used with scaling='fixed-time'; with 'fixed-dt' set dt")
+    if dt is not None and not (math.isfinite(float(dt)) and float(dt) > 0):
+        raise ValueError(f"dt must be a finite number > 0 or None; got {dt!r}")
+    if criterion not in CRITERIA:
+        raise ValueError(f"unknown criterion {criterion!r}; choose one of {list(CRITERIA)}")
+    if reference not in ("ipopt", None):
+        raise ValueError(f"unknown reference {reference!r}; choose 'ipopt' or None")
+    _resolve_factory(make_problem)  # fail fast on an unknown plant name
+    pkw = dict(problem_kwargs or {})
+    pid = _problem_id(make_problem)
+
+    # -- the cells -----------------------------------------------------------------
+    specs: Dict[str, dict] = {}
+    run_keys: Dict[Tuple[int, str], list] = {}
+    ref_keys: Dict[int, str] = {}
+    for T in hs:
+        dt_T = _dt_for(T, scaling, dt, total_time)
+        base = {"problem": pid, "problem_kwargs": pkw, "horizon": T, "dt": dt_T}
+        if reference == "ipopt":
+            spec = dict(base, kind="reference", method="ipopt",
+                        ipopt_options=dict(ipopt_options or {}))
+            k = cell_key(spec)
+            specs[k] = spec
+            ref_keys[T] = k
+        for label, st in meths.items():
+            skw = {k: v for k, v in st.items() if k not in ("method", "steps")}
+            keys = []
+            for s in st["steps"]:
+                spec = dict(base, kind="run", method=st["method"], step=s, iters=int(iters),
+                            solve_kwargs=skw)
+                k = cell_key(spec)  # raises TypeError on non-JSON-like settings
+                specs[k] = spec
+                keys.append(k)
+            run_keys[(T, label)] = keys
+
+    store = CellStore(out) if out is not None else None
+    records: Dict[str, dict] = {}
+    if store is not None:
+        store.clean_temporaries()
+        if not force:
+            for k in specs:
+                rec = store.load(k)
+                if rec is not None:
+                    records[k] = rec
+    n_loaded = len(records)
+    pending = [k for k in specs if k not in records]
+
+    # -- run what is missing --------------------------------------------------------
+    if pending:
+        own = executor is None or isinstance(executor, str)
+        ex = make_executor(executor or "process", min(workers or os.cpu_count() or 1, len(pending))) \
+            if own else executor
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=len(specs), initial=n_loaded, desc="cells", unit="cell",
+                       dynamic_ncols=True)
+        futures = {}
+        try:
+            for k in pending:
+                futures[ex.submit(run_cell, specs[k], make_problem)] = k
+            for fut in as_completed(futures):
+                k = futures[fut]
+                try:
+                    rec = fut.result()
+                except Exception as e:
+                    sp = specs[k]
+                    raise RuntimeError(f"cell T={sp['horizon']} method={sp['method']} "
+                                       f"step={sp.get('step')} failed: {e}") from e
+                records[k] = rec
+                if store is not None:
+                    store.save(k, rec)
+                if bar is not None:
+                    sp = specs[k]
+                    step = "" if sp.get("step") is None else f" step {sp['step']:g}"
+                    bar.set_postfix_str(f"T={sp['horizon']} {sp['method']}{step}", refresh=False)
+                    bar.update(1)
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            if own:
+                ex.shutdown(wait=False, cancel_futures=True)
+                own = False
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+            if own:
+                ex.shutdown(wait=True)
+
+    # -- assemble -------------------------------------------------------------------
+    grids = {}
+    for (T, label), keys in run_keys.items():
+        recs = tuple(_record_to_step(records[k]) for k in keys)
+        win = choose(recs, criterion)
+        st = meths[label]
+        grids[(T, label)] = GridResult(method=label, criterion=criterion, records=recs,
+                                       step=None if win is None else win.step, winner=win,
+                                       settings={**st, "iters": int(iters)})
+    refs = {T: (_record_to_step(records[ref_keys[T]]) if T in ref_keys else None) for T in hs}
+    dts = {}
+    for T in hs:
+        k = ref_keys.get(T) or run_keys[(T, next(iter(meths)))][0]
+        dts[T] = float(records[k]["dt"])
+    settings = {"problem": pid, "problem_kwargs": pkw, "scaling": scaling, "dt": dt,
+                "total_time": total_time, "iters": int(iters), "criterion": criterion,
+                "reference": reference,
+                "methods": {lab: {**st, "steps": list(st["steps"])} for lab, st in meths.items()}}
+    res = SweepResult(horizons=hs, labels=tuple(meths), grids=grids, references=refs, dts=dts,
+                      settings=settings, computed=len(pending), loaded=n_loaded,
+                      seconds=time.perf_counter() - t_start, out=out)
+    if out is not None:
+        write_json_atomic(os.path.join(out, "sweep.json"),
+                          {"settings": settings, "horizons": list(hs), "labels": list(meths),
+                           "cells": sorted(specs)})
+        if report:
+            res.write_report(out)
+    return res
