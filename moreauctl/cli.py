@@ -123,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--horizons", type=lambda s: [int(v) for v in s.split(",")], default=[50, 100])
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
+    from .cli_sweep import add_sweep_parser; add_sweep_parser(sub)  # noqa: E702 (owned by cli_sweep.py)
     return ap
 
 

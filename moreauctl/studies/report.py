@@ -123,8 +123,10 @@ def _fmt(v, kind="g"):
 def markdown_table(sweep) -> str:
     """The summary as a markdown table (numbers rounded for reading; the CSV keeps them all)."""
     s = sweep.settings
-    scale = (f"fixed dt = {s['dt']}" if s["scaling"] == "fixed-dt"
-             else f"fixed total time {s['total_time']} (dt = total_time / T)")
+    if s["scaling"] == "fixed-dt":
+        scale = "fixed dt (the model's default)" if s["dt"] is None else f"fixed dt = {s['dt']}"
+    else:
+        scale = f"fixed total time {s['total_time']} (dt = total_time / T)"
     head = (f"{_name(sweep)}, {scale}, {s['iters']} iterations, step chosen by the "
             f"'{s['criterion']}' criterion (failed runs never win).\n\n")
     cols = ("method", "T", "dt", "chosen step", "best cost", "final cost", "gap to IPOPT",

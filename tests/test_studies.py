@@ -1,0 +1,366 @@
+"""Studies: grids, criteria, sweeps over executors, atomic resumable cells, reports, CLI."""
+import csv
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import moreauctl as mc
+from moreauctl import models, studies
+from moreauctl.cli import main as cli_main
+from moreauctl.studies import StepRecord
+from moreauctl.studies.grid import choose
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# a tiny sweep: two short horizons, GD on 4 steps and Moreau GD on 3, 10 iterations
+TINY_METHODS = {"gd": {"method": "gd", "steps": studies.powers_of_two(-4, -1)},
+                "moreau-gd": {"method": "moreau-gd", "gamma": 0.5,
+                              "steps": studies.powers_of_two(6, 8)}}
+TINY = dict(horizons=[20, 30], methods=TINY_METHODS, iters=10, progress=False)
+
+
+def short_pendulum(horizon, dt=0.1, scheme="euler"):
+    """A top-level (picklable) problem factory, as users write them."""
+    return models.pendulum_swingup(horizon=horizon, dt=dt, scheme=scheme)
+
+
+def numbers(sweep):
+    """Every number a sweep produced, for exact comparisons across executors."""
+    out = {}
+    for (T, lab), g in sweep.grids.items():
+        for r in g.records:
+            out[(T, lab, r.step)] = (r.costs.tolist(), r.status, r.nit)
+    for T, ref in sweep.references.items():
+        out[(T, "ipopt")] = None if ref is None else (ref.costs.tolist(), ref.status, ref.nit)
+    return out
+
+
+# -- grids and criteria ------------------------------------------------------------
+
+def test_powers_of_two():
+    assert studies.powers_of_two(-2, 1) == (0.25, 0.5, 1.0, 2.0)
+    assert len(studies.powers_of_two(-10, 10)) == 21
+    with pytest.raises(ValueError, match="lo <= hi"):
+        studies.powers_of_two(3, 1)
+    with pytest.raises(TypeError, match="integer"):
+        studies.powers_of_two(0.5, 2)
+
+
+def test_auc_by_hand():
+    # costs 4, 2, 3, 1 -> min so far 4, 2, 2, 1; trapezoids 3 + 2 + 1.5 = 6.5; / (K=3 * 4)
+    assert studies.auc_of_costs([4, 2, 3, 1]) == pytest.approx(6.5 / 12)
+    # a run that stopped early (gtol) is extended at its last value up to K
+    assert studies.auc_of_costs([4, 2], iters=3) == pytest.approx((3 + 2 + 2) / 12)
+    assert studies.auc_of_costs([4.0]) == 1.0
+
+
+def _rec(step, costs, success=True):
+    return StepRecord(step=step, success=success, status=0 if success else -2, message="",
+                      nit=len(costs) - 1, costs=costs, seconds=0.0, iters=3)
+
+
+def test_criteria_and_failed_runs_never_win():
+    fast_then_bad = _rec(1.0, [4, 0.5, 2, 3])   # best 0.5, final 3
+    steady = _rec(0.5, [4, 2, 1.5, 1])          # best 1, final 1
+    diverged = _rec(2.0, [4, 0.1, 1e12], success=False)  # lowest cost seen, but diverged
+    recs = [fast_then_bad, steady, diverged]
+    assert choose(recs, "best") is fast_then_bad
+    assert choose(recs, "final") is steady
+    # auc: fast_then_bad (4,.5,.5,.5) -> 2.25+.5+.5 = 3.25; steady (4,2,1.5,1) -> 3+1.75+1.25 = 6
+    assert choose(recs, "auc") is fast_then_bad
+    assert diverged.score("best") == math.inf
+    assert choose([diverged], "best") is None
+    # ties go to the smaller step
+    assert choose([_rec(2.0, [4, 1]), _rec(1.0, [4, 1])], "best").step == 1.0
+    with pytest.raises(ValueError, match="criterion"):
+        choose(recs, "fastest")
+
+
+def test_grid_search_pendulum_and_thread_executor():
+    p = models.pendulum_swingup(horizon=50)
+    steps = studies.powers_of_two(-3, 1)
+    g = studies.grid_search(p, "gd", steps=steps, iters=20)
+    assert g.steps == steps and len(g.records) == 5
+    # GD at T=50 diverges for steps >= 1 (see test_solve); 0.5 is the best that survives
+    assert g.n_failed == 2 and g.step == 0.5
+    assert g.result is not None and g.result.success
+    assert g.result.settings["step"] == 0.5
+    assert g.best_cost == pytest.approx(g.result.best_cost)
+    assert all(r.success == (r.step < 1) for r in g.records)
+    with ThreadPoolExecutor(2) as ex:
+        g2 = studies.grid_search(p, "gd", steps=steps, iters=20, executor=ex)
+    assert [r.costs.tolist() for r in g2.records] == [r.costs.tolist() for r in g.records]
+    # extra solve keywords reach solve
+    gw = studies.grid_search(p, "gd", steps=[64.0, 128.0], iters=5, stage_weights="geometric",
+                             gamma=0.5, criterion="auc")
+    assert gw.result.settings["stage_weights"] == "geometric"
+    assert "chosen step" in gw.summary()
+
+
+def test_grid_search_all_failed_and_bad_input():
+    p = models.pendulum_swingup(horizon=50)
+    g = studies.grid_search(p, "gd", steps=[4.0, 8.0], iters=20)
+    assert g.step is None and g.winner is None and g.result is None and g.n_failed == 2
+    assert math.isnan(g.best_cost)
+    with pytest.raises(ValueError, match="criterion"):
+        studies.grid_search(p, "gd", steps=[1.0], criterion="median")
+    with pytest.raises(ValueError, match="empty"):
+        studies.grid_search(p, "gd", steps=[])
+    with pytest.raises(ValueError, match="> 0"):
+        studies.grid_search(p, "gd", steps=[-1.0])
+    with pytest.raises(TypeError):
+        studies.grid_search(p, "gd", steps=[1.0], gama=0.5)  # misspelt keyword fails loudly
+
+
+# -- keys and atomic storage ---------------------------------------------------------
+
+def test_cell_key_hashes_every_setting():
+    a = {"kind": "run", "horizon": 50, "dt": 0.1, "method": "gd", "step": 0.5,
+         "solve_kwargs": {"gamma": 0.5, "stage_weights": "geometric"}}
+    b = dict(reversed(list(a.items())))
+    assert studies.cell_key(a) == studies.cell_key(b)
+    assert studies.cell_key(a).startswith("run-T50-gd-")
+    for change in ({"step": 0.25}, {"dt": 0.1 + 1e-15}, {"horizon": 51},
+                   {"solve_kwargs": {"gamma": 0.25, "stage_weights": "geometric"}}):
+        assert studies.cell_key({**a, **change}) != studies.cell_key(a)
+    with pytest.raises(TypeError, match="JSON-like"):
+        studies.cell_key({**a, "callback": print})
+
+
+def test_store_atomic_and_corrupt_files(tmp_path):
+    store = studies.CellStore(str(tmp_path))
+    store.save("k1", {"key": "k1", "x": 1.5})
+    assert store.load("k1") == {"key": "k1", "x": 1.5}
+    assert os.listdir(store.cells_dir) == ["k1.json"]  # no temporary left behind
+    # a truncated file (cannot come from our writer, but disks fail) is recomputed, not fatal
+    with open(store.path("k2"), "w") as f:
+        f.write('{"key": "k2", "x": ')
+    with pytest.warns(RuntimeWarning, match="unreadable"):
+        assert store.load("k2") is None
+    # a leftover temporary from a killed writer is ignored and cleaned
+    open(os.path.join(store.cells_dir, ".tmp-abc.part"), "w").close()
+    assert sorted(store.keys()) == ["k1", "k2"]
+    assert store.clean_temporaries() == 1
+
+
+# -- sweeps ------------------------------------------------------------------------------
+
+def test_sweep_serial_writes_and_resumes(tmp_path):
+    out = str(tmp_path / "study")
+    sw = studies.horizon_sweep("pendulum", executor="serial", out=out, **TINY)
+    n_cells = 2 * (4 + 3) + 2  # + one IPOPT reference per horizon
+    assert sw.computed == n_cells and sw.loaded == 0
+    assert sw.horizons == (20, 30) and sw.labels == ("gd", "moreau-gd")
+    assert sw.dts == {20: 0.1, 30: 0.1}
+    files = sorted(os.listdir(os.path.join(out, "cells")))
+    assert len(files) == n_cells and all(f.endswith(".json") for f in files)
+    for f in files:
+        with open(os.path.join(out, "cells", f)) as fh:
+            rec = json.load(fh)
+        assert rec["key"] + ".json" == f
+    for name in ("summary.csv", "summary.md", "sweep.json", "fig_min_cost.png",
+                 "fig_gap_vs_T.png", "fig_step_sensitivity.png"):
+        assert os.path.getsize(os.path.join(out, name)) > 0, name
+    # the grid agrees with a direct solve
+    g = sw.grid(20, "gd")
+    direct = mc.solve(models.pendulum_swingup(horizon=20), "gd", step=g.step, iters=10,
+                      verbose=False)
+    np.testing.assert_array_equal(g.winner.costs, direct.costs)
+    # IPOPT reference and normalized gap
+    assert sw.c_star(20) < 1e-12  # closed form 0 (see test_ipopt)
+    gap = sw.gap_curve(20, "gd")
+    assert gap[0] == pytest.approx(1.0) and np.all(np.diff(gap) <= 0)
+    rows = sw.rows()
+    assert [r["method"] for r in rows] == ["IPOPT", "gd", "moreau-gd"] * 2
+    with open(os.path.join(out, "summary.csv")) as fh:
+        table = list(csv.DictReader(fh))
+    assert len(table) == 6
+    gd20 = next(r for r in table if r["method"] == "gd" and r["T"] == "20")
+    assert float(gd20["chosen step"]) == g.step
+    assert float(gd20["best cost"]) == g.best_cost
+    assert float(gd20["gap to IPOPT"]) == pytest.approx(gap[-1])
+    md = sw.to_markdown()
+    for col in ("chosen step", "best cost", "final cost", "gap to IPOPT", "iters to 1e-2 gap",
+                "seconds"):
+        assert col in md
+    # re-running loads everything; force recomputes everything
+    mtimes = {f: os.stat(os.path.join(out, "cells", f)).st_mtime_ns for f in files}
+    again = studies.horizon_sweep("pendulum", executor="serial", out=out, **TINY)
+    assert again.computed == 0 and again.loaded == n_cells
+    assert numbers(again) == numbers(sw)
+    assert mtimes == {f: os.stat(os.path.join(out, "cells", f)).st_mtime_ns for f in files}
+    forced = studies.horizon_sweep("pendulum", executor="serial", out=out, force=True,
+                                   report=False, **TINY)
+    assert forced.computed == n_cells and forced.loaded == 0
+    assert numbers(forced) == numbers(sw)
+    # one more step in a grid computes just that cell
+    more = dict(TINY, methods={**TINY_METHODS, "gd": {"method": "gd",
+                                                      "steps": studies.powers_of_two(-5, -1)}})
+    grown = studies.horizon_sweep("pendulum", executor="serial", out=out, report=False, **more)
+    assert grown.computed == 2 and grown.loaded == n_cells
+
+
+def test_sweep_process_pool_matches_serial_and_factory(tmp_path):
+    serial = studies.horizon_sweep("pendulum", executor="serial", reference=None, **TINY)
+    pooled = studies.horizon_sweep("pendulum", workers=2, reference=None, **TINY)
+    assert numbers(pooled) == numbers(serial)
+    assert all(ref is None for ref in pooled.references.values())
+    # a user's top-level factory with problem_kwargs, fixed total time
+    fac = studies.horizon_sweep(short_pendulum, [20, 40], {"gd": {"method": "gd",
+                                                                  "steps": [0.5]}},
+                                iters=3, scaling="fixed-time", total_time=2.0,
+                                problem_kwargs={"scheme": "rk4"}, workers=2, progress=False,
+                                out=str(tmp_path / "fac"), report=False)
+    assert fac.dts == {20: 0.1, 40: 0.05}
+    assert fac.settings["problem"].endswith(":short_pendulum")
+    ref = mc.solve(short_pendulum(40, dt=0.05, scheme="rk4"), "gd", step=0.5, iters=3,
+                   verbose=False)
+    np.testing.assert_array_equal(fac.grid(40, "gd").winner.costs, ref.costs)
+
+
+def test_sweep_on_local_dask_cluster_matches_process_pool():
+    distributed = pytest.importorskip("dask.distributed")
+    pooled = studies.horizon_sweep("pendulum", workers=2, **TINY)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        dasked = studies.horizon_sweep("pendulum", executor=client.get_executor(), **TINY)
+    assert numbers(dasked) == numbers(pooled)
+
+
+def test_sweep_default_methods_include_the_ablation():
+    assert studies.DEFAULT_METHODS == ("gd", "gd-geometric", "moreau-gd")
+    abl = studies.METHOD_PRESETS["gd-geometric"]
+    assert abl == {"method": "gd", "stage_weights": "geometric", "gamma": 0.5}
+    assert studies.METHOD_PRESETS["moreau-gd"]["gamma"] == 0.5
+
+
+def test_sweep_rejects_bad_settings():
+    hs = [10]
+    with pytest.raises(ValueError, match="unknown method preset"):
+        studies.horizon_sweep("pendulum", hs, ["gd", "adamw"])
+    with pytest.raises(ValueError, match="unknown plant"):
+        studies.horizon_sweep("pendulm", hs)
+    with pytest.raises(ValueError, match="total_time"):
+        studies.horizon_sweep("pendulum", hs, scaling="fixed-time")
+    with pytest.raises(ValueError, match="total_time"):
+        studies.horizon_sweep("pendulum", hs, total_time=5.0)
+    with pytest.raises(ValueError, match="scaling"):
+        studies.horizon_sweep("pendulum", hs, scaling="fixed")
+    with pytest.raises(ValueError, match="'step'"):
+        studies.horizon_sweep("pendulum", hs, {"x": {"method": "gd", "step": 1.0}})
+    with pytest.raises(ValueError, match="duplicates"):
+        studies.horizon_sweep("pendulum", [10, 10])
+    with pytest.raises(ValueError, match="executor"):
+        studies.horizon_sweep("pendulum", hs, {"gd": {"method": "gd", "steps": [1.0]}},
+                              executor="gpu", reference=None, progress=False)
+
+
+def test_sweep_cell_error_is_reported_with_its_cell():
+    bad = {"typo": {"method": "gd", "steps": [0.5], "gama": 0.5}}
+    with pytest.raises(RuntimeError, match="T=10 method=gd step=0.5"):
+        studies.horizon_sweep("pendulum", [10], bad, iters=2, executor="serial",
+                              reference=None, progress=False)
+
+
+_CHILD = textwrap.dedent("""
+    import sys
+    from moreauctl import studies
+    if __name__ == "__main__":
+        studies.horizon_sweep("pendulum", [20, 30],
+                              {"gd": {"method": "gd", "steps": studies.powers_of_two(-6, -1)}},
+                              iters=10, out=sys.argv[1], workers=2, progress=False)
+""")
+
+
+def _cell_files(d):
+    return sorted(f for f in os.listdir(d) if f.endswith(".json")) if os.path.isdir(d) else []
+
+
+def test_killed_study_resumes_without_recomputing(tmp_path):
+    out = str(tmp_path / "study")
+    cells = os.path.join(out, "cells")
+    script = tmp_path / "child.py"
+    script.write_text(_CHILD)
+    env = dict(os.environ, MOREAUCTL_STUDY_CELL_DELAY="0.4",
+               PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen([sys.executable, str(script), out], env=env, cwd=str(tmp_path),
+                            start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while len(_cell_files(cells)) < 3:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "the study never wrote 3 cells"
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the study and its worker processes
+        proc.wait()
+    n_total = 2 * 6 + 2
+    before = {f: (os.stat(os.path.join(cells, f)).st_mtime_ns,
+                  open(os.path.join(cells, f)).read()) for f in _cell_files(cells)}
+    assert 3 <= len(before) < n_total, "kill the study mid-way, not after it finished"
+    for f in before:  # every finished cell is a complete, parseable record
+        assert json.loads(before[f][1])["key"] + ".json" == f
+    assert not os.path.exists(os.path.join(out, "summary.csv"))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no unreadable cell file
+        res = studies.horizon_sweep("pendulum", [20, 30],
+                                    {"gd": {"method": "gd", "steps": studies.powers_of_two(-6, -1)}},
+                                    iters=10, out=out, executor="serial", progress=False)
+    assert res.loaded == len(before) and res.computed == n_total - len(before)
+    after = _cell_files(cells)
+    assert len(after) == n_total and not [f for f in os.listdir(cells) if f.startswith(".tmp-")]
+    for f in before:  # not recomputed: same bytes, same mtime
+        assert os.stat(os.path.join(cells, f)).st_mtime_ns == before[f][0]
+        assert open(os.path.join(cells, f)).read() == before[f][1]
+    for f in after:
+        with open(os.path.join(cells, f)) as fh:
+            json.load(fh)
+    with open(os.path.join(out, "summary.csv")) as fh:
+        assert len(list(csv.DictReader(fh))) == 4
+
+
+# -- command line ------------------------------------------------------------------------
+
+def test_cli_sweep(tmp_path, capsys):
+    out = str(tmp_path / "cli")
+    argv = ["sweep", "--plant", "pendulum", "--horizons", "20,30", "--methods", "gd,moreau-gd",
+            "--iters", "5", "--steps", "gd=-3:-1,moreau-gd=6:7", "--out", out,
+            "--executor", "serial"]
+    assert cli_main(argv) == 0
+    captured = capsys.readouterr()
+    assert "| gd | 20 |" in captured.out and "IPOPT" in captured.out
+    assert "12 cells computed, 0 loaded" in captured.err
+    with open(os.path.join(out, "summary.csv")) as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["method"] for r in rows} == {"IPOPT", "gd", "moreau-gd"}
+    assert cli_main(argv + ["--quiet"]) == 0
+    assert cli_main(argv) == 0
+    assert "0 cells computed, 12 loaded" in capsys.readouterr().err
+    assert cli_main(argv + ["--force", "--quiet", "--total-time", "3"]) == 0
+    with open(os.path.join(out, "summary.csv")) as fh:
+        assert {r["dt"] for r in csv.DictReader(fh)} == {repr(3 / 20), repr(3 / 30)}
+
+
+def test_cli_sweep_errors(capsys):
+    assert cli_main(["sweep", "--methods", "gd,sgdx", "--horizons", "10"]) == 2
+    assert "unknown method 'sgdx'" in capsys.readouterr().err
+    assert cli_main(["sweep", "--methods", "gd", "--steps", "moreau-gd=0:3",
+                     "--horizons", "10"]) == 2
+    assert "not in --methods" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli_main(["sweep", "--steps", "3:1"])
+    with pytest.raises(SystemExit):
+        cli_main(["sweep", "--dt", "0.1", "--total-time", "5"])
