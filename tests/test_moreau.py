@@ -188,3 +188,16 @@ def test_nan_in_backward_ends_run_naming_the_stage():
     assert not res.success and res.status == -3
     assert "stage 6" in res.message
     assert res.costs.shape == (1,) and res.costs[0] == 1.0
+
+
+@pytest.mark.parametrize("make,T", [(models.pendulum_swingup, 40), (models.cartpole_swingup, 30)])
+@pytest.mark.parametrize("rules", ["mbp", "gbp", ("mbp", "gbp", "mbp"), ("gbp", "mbp", "gbp")])
+def test_flat_paper_kernel_equals_generic_kernel(make, T, rules):
+    # The fast "paper" kernel is a rewrite of the generic one: same numbers to the last bit
+    # (reference: backward_moreau with inner="paper", the kernel the other tests check).
+    p = make(horizon=T)
+    w = 0.5 * RNG.normal(size=(T, p.nw))
+    fast = MoreauOracle(p.chain, alpha=2.0, gamma=0.7, rules=rules)(w)
+    slow = MoreauOracle(p.chain, alpha=2.0, gamma=0.7, rules=rules, diagnostics=True)(w)
+    np.testing.assert_array_equal(fast.direction, slow.direction)
+    np.testing.assert_array_equal(fast.info["lam0"], slow.info["lam0"])

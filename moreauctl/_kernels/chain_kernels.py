@@ -421,3 +421,171 @@ def backward_moreau(w, X, gam_h, gam, alp, rules, inner, iters, tol, diagnostics
     for i in range(NX):
         lam0[i] = lam[i]
     return -1
+
+
+@_jit
+def _paper_eval(kind, c, w, x, lam, s, g0, z, p, g1):
+    """Value of the subproblem at y = -s g0 (kind KIND_X or KIND_W), and its gradient
+    into g1 (unscaled: dphi^T lam at the perturbed point). Returns F(y)."""
+    sq = 0.0
+    if kind == KIND_X:
+        for i in range(NX):
+            yi = -s * g0[i]
+            z[i] = x[i] + yi
+            sq += yi * yi
+        _phi(w, z, p)
+    else:
+        for i in range(NW):
+            yi = -s * g0[i]
+            z[i] = w[i] + yi
+            sq += yi * yi
+        _phi(z, x, p)
+    v = 0.0
+    for i in range(NX):
+        v += lam[i] * p[i]
+    return c * v + 0.5 * sq
+
+
+@_jit
+def _paper_prox(kind, c, w, x, lam, n, F0, g0, out, z, p, g1):
+    """Inner algorithm "paper" (E.2.1) for the state (KIND_X) or control (KIND_W)
+    subproblem, written flat for speed: one gradient step from y = 0 with a Goldstein line
+    search on s (bracketing from the unit step, exact for a linear stage), then one
+    Barzilai-Borwein step. Writes grad env = -y into out[:n]."""
+    gg = 0.0
+    for i in range(n):
+        gg += g0[i] * g0[i]
+    if not (math.isfinite(gg) and math.isfinite(F0)):
+        for i in range(n):
+            out[i] = np.nan
+        return
+    if gg == 0.0:
+        for i in range(n):
+            out[i] = 0.0
+        return
+    lo = 0.0
+    hi = np.inf
+    s = 1.0
+    s_ok = 0.0
+    for _ in range(30):
+        Fs = _paper_eval(kind, c, w, x, lam, s, g0, z, p, g1)
+        if not (Fs <= F0 - 0.25 * s * gg):      # too long (or NaN): shrink
+            hi = s
+            s = 0.5 * (lo + hi)
+        elif Fs < F0 - 0.75 * s * gg:           # too short: grow
+            s_ok = s
+            lo = s
+            s = 2.0 * s if hi == np.inf else 0.5 * (lo + hi)
+        else:
+            s_ok = s
+            break
+    if s_ok == 0.0:
+        for i in range(n):
+            out[i] = 0.0
+        return
+    # gradient at y1 = -s_ok g0
+    if kind == KIND_X:
+        for i in range(NX):
+            z[i] = x[i] - s_ok * g0[i]
+        _vjp_x(w, z, lam, g1)
+    else:
+        for i in range(NW):
+            z[i] = w[i] - s_ok * g0[i]
+        _vjp_w(z, x, lam, g1)
+    sy = 0.0
+    ss = 0.0
+    for i in range(n):
+        yi = -s_ok * g0[i]
+        g1[i] = c * g1[i] + yi
+        sy += yi * (g1[i] - g0[i])
+        ss += yi * yi
+    bb = ss / sy if (sy > 0.0 and math.isfinite(sy)) else 0.0
+    for i in range(n):
+        out[i] = s_ok * g0[i] + bb * g1[i]     # -(y1 - bb g1)
+
+
+@_jit
+def backward_moreau_paper(w, X, gam_h, gam, alp, rules, G, lam0):
+    """:func:`backward_moreau` specialised to the "paper" inner algorithm without
+    diagnostics: the same numbers, with the per-stage work written flat. The loop body
+    copies w[t], X[t] into small buffers instead of taking views and copies the costate
+    instead of swapping arrays: in a loop body with branches numba keeps the atomic
+    reference-count updates of views and reassigned arrays, which cost more than the
+    arithmetic of a small stage. The objective's subproblem (once per pass) uses the
+    generic solver."""
+    T = w.shape[0]
+    m = max(NX, NW)
+    buf = np.empty((10, m * m))
+    lam = np.empty(NX)
+    nxt = np.empty(NX)
+    gx = np.empty(NX)
+    gw = np.empty(NW)
+    y = np.empty(m)
+    z = np.empty(m)
+    p = np.empty(NX)
+    g1 = np.empty(m)
+    one = np.empty(1)
+    xT = X[T]
+    _h_grad(xT, gx)
+    for i in range(NX):
+        gx[i] *= gam_h
+    if rules[0] == RULE_GBP:
+        for i in range(NX):
+            lam[i] = gx[i]
+    else:
+        _h(xT, one)
+        it_h = 1 if QUAD_H else 2
+        in_h = INNER_NEWTON if QUAD_H else INNER_PAPER
+        _prox(KIND_H, gam_h, w[0], xT, lam, NX, gam_h * one[0], gx, in_h, it_h, 0.0, y, buf)
+        for i in range(NX):
+            lam[i] = -y[i]
+    for i in range(NX):
+        if not math.isfinite(lam[i]):
+            return T
+    mbp_x = rules[1] == RULE_MBP and not AFFINE_X
+    mbp_w = rules[2] == RULE_MBP and not AFFINE_W
+    wt = np.empty(NW)
+    xt = np.empty(NX)
+    gt = np.empty(NW)
+    for t in range(T - 1, -1, -1):
+        # Copies, not views: views created inside a branchy loop body cost atomic
+        # reference-count updates that numba cannot prune (measured: ~3x slower).
+        for i in range(NW):
+            wt[i] = w[t, i]
+        for i in range(NX):
+            xt[i] = X[t, i]
+        _vjp(wt, xt, lam, gw, gx)
+        F0 = 0.0
+        if mbp_x or mbp_w:
+            for i in range(NX):
+                F0 += lam[i] * X[t + 1, i]
+        a = alp[t]
+        for i in range(NW):
+            gw[i] *= a
+        if mbp_w:
+            _paper_prox(KIND_W, a, wt, xt, lam, NW, a * F0, gw, gt, z, p, g1)
+            for i in range(NW):
+                G[t, i] = gt[i]
+        else:
+            for i in range(NW):
+                G[t, i] = gw[i]
+        c = gam[t]
+        for i in range(NX):
+            gx[i] *= c
+        if mbp_x:
+            _paper_prox(KIND_X, c, wt, xt, lam, NX, c * F0, gx, nxt, z, p, g1)
+        else:
+            for i in range(NX):
+                nxt[i] = gx[i]
+        ok = True
+        for i in range(NX):
+            ok = ok and math.isfinite(nxt[i])
+        for i in range(NW):
+            ok = ok and math.isfinite(G[t, i])
+        if not ok:
+            return t
+        for i in range(NX):
+            lam[i] = nxt[i]
+    for i in range(NX):
+        lam0[i] = lam[i]
+    return -1

@@ -194,9 +194,14 @@ class MoreauOracle:
         G = np.empty_like(w)
         lam0 = np.empty(ch.nx)
         resid = np.empty((w.shape[0] + 1, 2))
-        bad = ch.kernels.backward_moreau(
-            w, X, self.gam_h, self.gam, self.alp, self.rules, INNERS[self.inner],
-            self.inner_iters, self.inner_tol, self.diagnostics, G, lam0, resid)
+        if self.inner == "paper" and not self.diagnostics:
+            # same numbers as the generic kernel, per-stage work written flat (faster)
+            bad = ch.kernels.backward_moreau_paper(
+                w, X, self.gam_h, self.gam, self.alp, self.rules, G, lam0)
+        else:
+            bad = ch.kernels.backward_moreau(
+                w, X, self.gam_h, self.gam, self.alp, self.rules, INNERS[self.inner],
+                self.inner_iters, self.inner_tol, self.diagnostics, G, lam0, resid)
         info = {"lam0": lam0}
         if self.diagnostics:
             info["residuals"] = resid
