@@ -10,6 +10,7 @@ import tempfile
 
 
 from . import models
+from .discretize import SCHEMES
 from .solve import METHODS, solve
 
 
@@ -41,7 +42,8 @@ def _add_problem_args(p):
     p.add_argument("--horizon", type=int, default=100, help="number of stages T")
     p.add_argument("--dt", type=_positive_float, default=None,
                    help="time step (default: the model's, 0.1 for the pendulum)")
-    p.add_argument("--scheme", default=None, help="euler | heun | rk4 (default: the model's)")
+    p.add_argument("--scheme", default=None, choices=sorted(SCHEMES),
+                   help="discretization (default: the model's)")
 
 
 def _make_problem(args):

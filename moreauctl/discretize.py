@@ -13,6 +13,12 @@ Schemes
     Explicit trapezoid (RK2).
 ``"rk4"``
     Classical fourth-order Runge–Kutta.
+``"semi-implicit-euler"``
+    Symplectic (semi-implicit) Euler for mechanical states ``x = (q, v)`` with
+    ``q' = v``: ``v_t = v + dt a(q, v, w_t)``, then ``q_t = q + dt v_t`` (the position moves
+    with the *new* speed). Needs ``nx`` even and the first half of ``rhs`` to be exactly
+    the second half of the state. Unlike explicit Euler it does not inflate the energy of
+    an undamped oscillator, so gradients do not grow geometrically with the horizon.
 """
 from __future__ import annotations
 
@@ -39,7 +45,24 @@ def _rk4(f, x, u, h):
     return x + (h / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
 
 
-SCHEMES = {"euler": _euler, "heun": _heun, "rk4": _rk4}
+def _semi_implicit_euler(f, x, u, h):
+    n = x.numel() // 2
+    d = f(x, u)
+    v_new = x[n:] + h * d[n:]
+    return ca.vertcat(x[:n] + h * v_new, v_new)
+
+
+def _check_mechanical(rhs, x):
+    n2 = x.numel()
+    if n2 % 2 or not all(ca.is_equal(rhs[i], x[n2 // 2 + i], 2) for i in range(n2 // 2)):
+        raise ValueError(
+            "scheme 'semi-implicit-euler' needs a state (q, v) with q' = v: nx even and "
+            f"rhs[:nx/2] equal to x[nx/2:]; got nx = {n2} and rhs[:nx/2] = {rhs[: n2 // 2]} "
+            "(a stage cost adds a state, so it is not supported with this scheme)")
+
+
+SCHEMES = {"euler": _euler, "heun": _heun, "rk4": _rk4,
+           "semi-implicit-euler": _semi_implicit_euler}
 
 
 def discretize(rhs: ca.SX, x: ca.SX, u: ca.SX, dt: float, scheme: str = "euler",
@@ -54,7 +77,7 @@ def discretize(rhs: ca.SX, x: ca.SX, u: ca.SX, dt: float, scheme: str = "euler",
     u : casadi.SX, shape (nu, 1)
     dt : float
         Step length, > 0.
-    scheme : {"euler", "heun", "rk4"}
+    scheme : {"euler", "heun", "rk4", "semi-implicit-euler"}
     substeps : int
         Number of equal sub-steps of length ``dt / substeps``.
 
@@ -67,6 +90,8 @@ def discretize(rhs: ca.SX, x: ca.SX, u: ca.SX, dt: float, scheme: str = "euler",
         raise ValueError(f"unknown scheme {scheme!r}; choose one of {sorted(SCHEMES)}")
     if not isinstance(substeps, int) or isinstance(substeps, bool) or substeps < 1:
         raise ValueError(f"substeps must be an integer >= 1; got {substeps!r}")
+    if scheme == "semi-implicit-euler":
+        _check_mechanical(rhs, x)
     f = ca.Function("f", [x, u], [rhs])
     step = SCHEMES[scheme]
     h = float(dt) / substeps

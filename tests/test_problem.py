@@ -130,3 +130,20 @@ def test_bad_step_and_iters():
         mc.solve(p, "gd", step=-1.0)
     with pytest.raises(ValueError, match="iters must be an integer >= 0"):
         mc.solve(p, "gd", step=1.0, iters=-1)
+
+
+def test_semi_implicit_euler_pendulum_closed_form():
+    # omega first, then theta with the NEW omega (symplectic Euler), E.1.1 parameters.
+    p = models.pendulum_swingup(horizon=3, scheme="semi-implicit-euler")
+    th, om, w = 0.3, -1.2, 0.7
+    om_new = om + 0.1 * (-9.81 * np.sin(th) - 0.01 * om + w)
+    got = np.asarray(p.stage(w, [th, om])).ravel()
+    np.testing.assert_allclose(got, [th + 0.1 * om_new, om_new], rtol=0, atol=1e-15)
+    assert mc.check_gradient(p, np.ones((3, 1))) <= 1e-6
+
+
+def test_semi_implicit_euler_needs_mechanical_state():
+    with pytest.raises(ValueError, match="semi-implicit-euler' needs a state"):
+        mc.ControlProblem(toy_plant(), horizon=5, dt=0.1, x0=[0.0, 0.0],
+                          terminal_cost=lambda x: x[0] ** 2, stage_cost=lambda x, u: u[0] ** 2,
+                          scheme="semi-implicit-euler")
