@@ -204,7 +204,8 @@ def _prox(kind, c, w, x, lam, n, F0, g0, inner, iters, tol, y, buf):
     F0 = F(0) and g0 = grad F(0) (n,) are given (the caller has them for free). The solution
     is written to y[:n]; grad env(c f)(base) = -y. buf is scratch of shape (10, m*m) with
     m = max(NX, NW) (rows 6 and 7 hold a Hessian and its Cholesky factor).
-    Returns the number of function + gradient evaluations used (for diagnostics).
+    Returns the number of function + gradient evaluations used (for diagnostics; the
+    "paper" algorithm is delegated to :func:`_paper_prox`).
     """
     d = buf[0]
     g = buf[1]
@@ -227,52 +228,14 @@ def _prox(kind, c, w, x, lam, n, F0, g0, inner, iters, tol, y, buf):
             y[i] = np.nan
         return evals
     if inner == INNER_PAPER:
-        # One gradient step with a Goldstein line search (bracketing on s, starting at the
-        # unit step, which is exact for a linear f), then one Barzilai-Borwein step.
-        gg = _dot(g, g, n)
-        if gg == 0.0:
-            return evals
-        lo = 0.0
-        hi = np.inf
-        s = 1.0
-        s_ok = 0.0
-        c1 = 0.25
-        for _ in range(30):
-            for i in range(n):
-                yt[i] = -s * g[i]
-            Fs = _sub_value(kind, c, w, x, lam, yt, n, z, p, one)
-            evals += 1
-            if not (Fs <= F0 - c1 * s * gg):      # too long (or NaN): shrink
-                hi = s
-                s = 0.5 * (lo + hi)
-            elif Fs < F0 - (1.0 - c1) * s * gg:   # too short: grow
-                s_ok = s
-                lo = s
-                s = 2.0 * s if hi == np.inf else 0.5 * (lo + hi)
-            else:
-                s_ok = s
-                break
-        if s_ok == 0.0:
-            return evals
+        _paper_prox(kind, c, w, x, lam, n, F0, g0, y, z, p, d)
         for i in range(n):
-            y[i] = -s_ok * g[i]
-        _sub_grad(kind, c, w, x, lam, y, n, z, d)  # d = grad F(y1)
-        evals += 1
-        sy = 0.0
-        ss = 0.0
-        for i in range(n):
-            dg = d[i] - g[i]
-            sy += y[i] * dg
-            ss += y[i] * y[i]
-        if sy > 0.0 and math.isfinite(sy):
-            bb = ss / sy
-            for i in range(n):
-                y[i] -= bb * d[i]
-        return evals
+            y[i] = -y[i]
+        return 2
     # The tolerance is relative to |grad F(0)|, which scales with c |lam|: long chains with
     # geometric steps have costates of wildly different sizes, so an absolute one would
     # stop at once near the start of the chain.
-    gn0 = math.sqrt(_dot(g, g, n))
+    gn0 = math.sqrt(g0n)
     for it in range(iters):
         if it > 0:
             _sub_grad(kind, c, w, x, lam, y, n, z, g)
@@ -424,10 +387,16 @@ def backward_moreau(w, X, gam_h, gam, alp, rules, inner, iters, tol, diagnostics
 
 
 @_jit
-def _paper_eval(kind, c, w, x, lam, s, g0, z, p, g1):
-    """Value of the subproblem at y = -s g0 (kind KIND_X or KIND_W), and its gradient
-    into g1 (unscaled: dphi^T lam at the perturbed point). Returns F(y)."""
+def _paper_eval(kind, c, w, x, lam, s, g0, z, p):
+    """Value F(y) of the subproblem `kind` at y = -s g0 (p, z: scratch)."""
     sq = 0.0
+    if kind == KIND_H:
+        for i in range(NX):
+            yi = -s * g0[i]
+            z[i] = x[i] + yi
+            sq += yi * yi
+        _h(z, p)
+        return c * p[0] + 0.5 * sq
     if kind == KIND_X:
         for i in range(NX):
             yi = -s * g0[i]
@@ -448,8 +417,7 @@ def _paper_eval(kind, c, w, x, lam, s, g0, z, p, g1):
 
 @_jit
 def _paper_prox(kind, c, w, x, lam, n, F0, g0, out, z, p, g1):
-    """Inner algorithm "paper" (E.2.1) for the state (KIND_X) or control (KIND_W)
-    subproblem, written flat for speed: one gradient step from y = 0 with a Goldstein line
+    """Inner algorithm "paper" (E.2.1) for the subproblem `kind`, written flat for speed: one gradient step from y = 0 with a Goldstein line
     search on s (bracketing from the unit step, exact for a linear stage), then one
     Barzilai-Borwein step. Writes grad env = -y into out[:n]."""
     gg = 0.0
@@ -468,7 +436,7 @@ def _paper_prox(kind, c, w, x, lam, n, F0, g0, out, z, p, g1):
     s = 1.0
     s_ok = 0.0
     for _ in range(30):
-        Fs = _paper_eval(kind, c, w, x, lam, s, g0, z, p, g1)
+        Fs = _paper_eval(kind, c, w, x, lam, s, g0, z, p)
         if not (Fs <= F0 - 0.25 * s * gg):      # too long (or NaN): shrink
             hi = s
             s = 0.5 * (lo + hi)
@@ -484,7 +452,11 @@ def _paper_prox(kind, c, w, x, lam, n, F0, g0, out, z, p, g1):
             out[i] = 0.0
         return
     # gradient at y1 = -s_ok g0
-    if kind == KIND_X:
+    if kind == KIND_H:
+        for i in range(NX):
+            z[i] = x[i] - s_ok * g0[i]
+        _h_grad(z, g1)
+    elif kind == KIND_X:
         for i in range(NX):
             z[i] = x[i] - s_ok * g0[i]
         _vjp_x(w, z, lam, g1)
