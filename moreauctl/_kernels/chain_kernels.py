@@ -22,6 +22,7 @@ import math
 import numpy as np
 
 from moreauctl._config import jit as _jit
+from moreauctl._config import jit_inline as _jit_inline
 
 # Codes shared with moreauctl/oracles/moreau.py
 RULE_GBP = 0   # gradient back-propagation: linearize the stage
@@ -386,7 +387,7 @@ def backward_moreau(w, X, gam_h, gam, alp, rules, inner, iters, tol, diagnostics
     return -1
 
 
-@_jit
+@_jit_inline
 def _paper_eval(kind, c, w, x, lam, s, g0, z, p):
     """Value F(y) of the subproblem `kind` at y = -s g0 (p, z: scratch)."""
     sq = 0.0
@@ -415,7 +416,7 @@ def _paper_eval(kind, c, w, x, lam, s, g0, z, p):
     return c * v + 0.5 * sq
 
 
-@_jit
+@_jit_inline
 def _paper_prox(kind, c, w, x, lam, n, F0, g0, out, z, p, g1):
     """Inner algorithm "paper" (E.2.1) for the subproblem `kind`, written flat for speed: one gradient step from y = 0 with a Goldstein line
     search on s (bracketing from the unit step, exact for a linear stage), then one
