@@ -340,9 +340,14 @@ def backward_moreau(w, X, gam_h, gam, alp, rules, inner, iters, tol, diagnostics
             return T
     # ---- lines 3-6
     gw = np.empty(NW)
+    wt = np.empty(NW)
+    xt = np.empty(NX)
     for t in range(T - 1, -1, -1):
-        wt = w[t]
-        xt = X[t]
+        # copies, not views, and no array swaps: see backward_moreau_paper
+        for i in range(NW):
+            wt[i] = w[t, i]
+        for i in range(NX):
+            xt[i] = X[t, i]
         _vjp(wt, xt, lam, gw, gx)            # gradients of lam^T phi at (w_t, x_{t-1})
         F0 = _dot(lam, X[t + 1], NX)          # lam^T phi(w_t, x_{t-1}), stored by forward
         # line 5: controls
@@ -381,7 +386,8 @@ def backward_moreau(w, X, gam_h, gam, alp, rules, inner, iters, tol, diagnostics
                 bad = True
         if bad:
             return t
-        lam, nxt = nxt, lam
+        for i in range(NX):
+            lam[i] = nxt[i]
     for i in range(NX):
         lam0[i] = lam[i]
     return -1
