@@ -14,9 +14,10 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import sys
 
-__all__ = ["add_sweep_parser", "cmd_sweep", "parse_steps"]
+__all__ = ["add_sweep_parser", "cmd_sweep", "parse_steps", "allow_negative_ranges"]
 
 
 def _int_list(s):
@@ -71,6 +72,17 @@ def _steps_arg(s):
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def allow_negative_ranges(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Let ``parser`` read values such as ``-10:10`` (a step grid) as values, not options.
+
+    argparse treats any argument starting with ``-`` as an option unless it looks like a
+    negative number; this widens its "negative number" pattern to ``-LO:HI`` ranges
+    (``--steps=-10:10`` works with any parser).
+    """
+    parser._negative_number_matcher = re.compile(r"^-\d+$|^-\d*\.\d+$|^-\d+:-?\d+$")
+    return parser
+
+
 def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
     """Add the ``sweep`` sub-command to an argparse ``subparsers`` object."""
     from . import models
@@ -107,7 +119,7 @@ def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--no-reference", action="store_true", help="skip the IPOPT reference optimum")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no table")
     p.set_defaults(func=cmd_sweep)
-    return p
+    return allow_negative_ranges(p)
 
 
 def _methods(args):

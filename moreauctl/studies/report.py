@@ -150,13 +150,25 @@ def markdown_table(sweep) -> str:
     return head + "\n".join(lines) + foot + "\n"
 
 
+def _csv_value(v):
+    """Floats at full precision (repr round-trips), numpy scalars as Python ones."""
+    if v is None:
+        return ""
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v))
+    if isinstance(v, (float, np.floating)):
+        return repr(float(v))
+    if isinstance(v, np.integer):
+        return str(int(v))
+    return v
+
+
 def csv_text(sweep) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(COLUMNS), lineterminator="\n")
     w.writeheader()
     for r in sweep_rows(sweep):
-        w.writerow({k: ("" if r[k] is None else (repr(r[k]) if isinstance(r[k], float) else r[k]))
-                    for k in COLUMNS})
+        w.writerow({k: _csv_value(r[k]) for k in COLUMNS})
     return buf.getvalue()
 
 

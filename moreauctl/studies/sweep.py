@@ -331,6 +331,13 @@ def _check_methods(methods) -> Dict[str, Dict[str, Any]]:
         for k, why in _FORBIDDEN_SETTINGS.items():
             if k in st:
                 raise ValueError(f"settings of {label!r} may not set {k!r}: {why}")
+        if "gamma_ref_dt" in st:
+            ref = st["gamma_ref_dt"]
+            if st.get("gamma") is None:
+                raise ValueError(f"settings of {label!r}: gamma_ref_dt rescales gamma, so gamma "
+                                 "is needed too")
+            if not (isinstance(ref, (int, float)) and math.isfinite(ref) and ref > 0):
+                raise ValueError(f"gamma_ref_dt of {label!r} must be a number > 0; got {ref!r}")
         steps = tuple(float(s) for s in st.pop("steps", DEFAULT_STEPS))
         if not steps or not all(math.isfinite(s) and s > 0 for s in steps):
             raise ValueError(f"steps of {label!r} must be finite numbers > 0; got {steps!r}")
@@ -382,7 +389,12 @@ def horizon_sweep(make_problem: Union[str, Callable], horizons: Sequence[int],
         with geometric stage weights ``gamma=0.5``, Moreau GD ``gamma=0.5``). Settings hold
         ``method``, an optional ``steps`` grid (default ``2^-10 .. 2^10``), and any keyword
         of :func:`moreauctl.solve` (``gamma``, ``stage_weights``, ``line_search``,
-        ``moreau_options``, ...).
+        ``moreau_options``, ...). One more key, ``gamma_ref_dt``, makes ``gamma`` a decay
+        per unit of *physical time*: at time step ``dt`` the run uses
+        ``gamma ** (dt / gamma_ref_dt)``, so the per-stage weights ``gamma_t`` decay by
+        ``gamma`` every ``gamma_ref_dt`` seconds whatever the discretization (with
+        ``scaling="fixed-time"`` a fixed ``gamma`` would otherwise confine the updates to the
+        last few stages, a shorter and shorter stretch of time as ``T`` grows).
     iters : int
         Iterations ``K`` of every run.
     scaling : {"fixed-dt", "fixed-time"}
@@ -452,7 +464,12 @@ def horizon_sweep(make_problem: Union[str, Callable], horizons: Sequence[int],
             specs[k] = spec
             ref_keys[T] = k
         for label, st in meths.items():
-            skw = {k: v for k, v in st.items() if k not in ("method", "steps")}
+            skw = {k: v for k, v in st.items() if k not in ("method", "steps", "gamma_ref_dt")}
+            if "gamma_ref_dt" in st:
+                if dt_T is None:
+                    raise ValueError(f"{label!r}: gamma_ref_dt needs the time step: set dt "
+                                     "(or use scaling='fixed-time')")
+                skw["gamma"] = float(st["gamma"]) ** (dt_T / float(st["gamma_ref_dt"]))
             keys = []
             for s in st["steps"]:
                 spec = dict(base, kind="run", method=st["method"], step=s, iters=int(iters),
@@ -473,6 +490,16 @@ def horizon_sweep(make_problem: Union[str, Callable], horizons: Sequence[int],
                     records[k] = rec
     n_loaded = len(records)
     pending = [k for k in specs if k not in records]
+    # Alternate horizons in submission order: when each T has its own stage (fixed-time
+    # scaling changes dt), the first cells of different T compile their kernels on different
+    # workers at once, and later cells load them from the disk cache.
+    rank: Dict[int, int] = {}
+    order = {}
+    for k in pending:
+        T = specs[k]["horizon"]
+        order[k] = (rank.get(T, 0), hs.index(T))
+        rank[T] = rank.get(T, 0) + 1
+    pending.sort(key=order.__getitem__)
 
     # -- run what is missing --------------------------------------------------------
     if pending:
