@@ -105,6 +105,10 @@ def test_grid_search_pendulum_and_thread_executor():
                              gamma=0.5, criterion="auc")
     assert gw.result.settings["stage_weights"] == "geometric"
     assert "chosen step" in gw.summary()
+    # ControlProblem holds CasADi symbols, which do not pickle: a clear error, not CasADi's
+    from concurrent.futures import ProcessPoolExecutor
+    with ProcessPoolExecutor(1) as ex, pytest.raises(TypeError, match="ThreadPoolExecutor"):
+        studies.grid_search(p, "gd", steps=[0.5], iters=2, executor=ex)
 
 
 def test_grid_search_all_failed_and_bad_input():
@@ -255,6 +259,8 @@ def test_sweep_rejects_bad_settings():
         studies.horizon_sweep("pendulum", hs, scaling="fixed-time")
     with pytest.raises(ValueError, match="total_time"):
         studies.horizon_sweep("pendulum", hs, total_time=5.0)
+    with pytest.raises(ValueError, match="do not also set dt"):
+        studies.horizon_sweep("pendulum", hs, scaling="fixed-time", total_time=5.0, dt=0.05)
     with pytest.raises(ValueError, match="scaling"):
         studies.horizon_sweep("pendulum", hs, scaling="fixed")
     with pytest.raises(ValueError, match="'step'"):

@@ -242,6 +242,23 @@ def _timed_solve(problem, method, step, iters, kwargs):
     return res, time.perf_counter() - t0
 
 
+def _check_shippable(problem, executor):
+    """A process-based executor must pickle the problem; say so clearly if it cannot."""
+    from concurrent.futures import ThreadPoolExecutor
+    from .sweep import SerialExecutor
+    if isinstance(executor, (ThreadPoolExecutor, SerialExecutor)):
+        return
+    import pickle
+    try:
+        pickle.dumps(problem)
+    except Exception as e:  # CasADi raises a bare Exception for SX symbols
+        raise TypeError(
+            f"grid_search cannot send this problem to {type(executor).__name__} workers: it "
+            f"does not pickle ({str(e).splitlines()[0]}). Use a ThreadPoolExecutor (the "
+            "kernels release the GIL), or horizon_sweep with a plant name or a top-level "
+            "make_problem function, which builds the problem inside each worker.") from None
+
+
 def grid_search(problem, method: str, steps: Sequence[float] = powers_of_two(-10, 10),
                 iters: int = 50, criterion: str = "best", executor: Optional[Executor] = None,
                 **solve_kwargs) -> GridResult:
@@ -287,6 +304,7 @@ def grid_search(problem, method: str, steps: Sequence[float] = powers_of_two(-10
     if executor is None:
         outs = [_timed_solve(problem, method, s, iters, solve_kwargs) for s in steps]
     else:
+        _check_shippable(problem, executor)
         futs = [executor.submit(_timed_solve, problem, method, s, iters, solve_kwargs)
                 for s in steps]
         outs = [f.result() for f in futs]

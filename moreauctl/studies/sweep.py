@@ -400,7 +400,8 @@ def horizon_sweep(make_problem: Union[str, Callable], horizons: Sequence[int],
     scaling : {"fixed-dt", "fixed-time"}
         How the problem scales with ``T`` (see the module docstring).
     dt : float or None
-        Time step for ``"fixed-dt"`` (None: the factory's default).
+        Time step for ``"fixed-dt"`` (None: the factory's default). Not used with
+        ``"fixed-time"`` (leave it at its default or None).
     total_time : float
         Physical horizon for ``"fixed-time"`` (``dt = total_time / T``).
     problem_kwargs : mapping, optional
@@ -438,6 +439,9 @@ def horizon_sweep(make_problem: Union[str, Callable], horizons: Sequence[int],
         if total_time is None or not (math.isfinite(float(total_time)) and float(total_time) > 0):
             raise ValueError(f"scaling='fixed-time' needs total_time > 0 (dt = total_time / T); "
                              f"got total_time={total_time!r}")
+        if dt is not None and float(dt) != 0.1:
+            raise ValueError(f"with scaling='fixed-time' the time step is total_time / T; "
+                             f"do not also set dt (got dt={dt!r})")
     elif total_time is not None:
         raise ValueError("total_time is only used with scaling='fixed-time'; with 'fixed-dt' set dt")
     if dt is not None and not (math.isfinite(float(dt)) and float(dt) > 0):
