@@ -21,8 +21,10 @@ test: $(VENV)/.installed  ## quick tier (what CI runs); pytest's exit 5 (no test
 test-all: $(VENV)/.installed  ## every test, slow studies included
 	$(PY) -m pytest -q -m ""
 
-bench: $(VENV)/.installed
-	$(PY) benchmarks/bench_gradient.py
+BENCH_ARGS ?=
+bench: $(VENV)/.installed  ## peers benchmark (issue 5): benchmarks/results.{json,md}; BENCH_ARGS="--quick" for a smoke run
+	$(PY) -m pip install -q -e ".[bench]" || echo "bench extras not installed: missing peers are skipped"
+	$(PY) benchmarks/suite.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

@@ -22,3 +22,54 @@ def test_bench_gradient_smoke(tmp_path):
     assert rows[0]["max_rel_diff_vs_casadi"] <= 1e-10  # reference: CasADi reverse mode
     data = json.loads(out.read_text())
     assert data["rows"][0]["T"] == 30 and "date" in data["meta"]
+
+
+def test_suite_smoke(tmp_path):
+    """benchmarks/suite.py end to end at one tiny horizon, one repeat: every installed peer
+    runs (the rest are skipped with a note), gradients agree with moreauctl's, the fresh-
+    process worker runs, results.json and results.md are written. No timing is asserted."""
+    suite = _load("suite.py")
+    data = suite.main(["--quick", "--horizons", "20", "--latency-horizons", "20",
+                       "--floor-n", "20000", "--c-max-T", "20", "--out", str(tmp_path),
+                       "--process-plants", "pendulum", "--process-tools", "casadi_sx",
+                       "--quiet"])
+    rows = data["rows"]
+    assert {r["plant"] for r in rows} == {"pendulum", "cartpole"}
+    for r in rows:
+        if r["status"] == "ok" and r["tool"] != "moreauctl":
+            # reference: moreauctl's gradient, itself tested against CasADi reverse mode
+            assert r["max_rel_diff"] <= 1e-10, r
+    ran = {r["tool"] for r in rows if r["status"] == "ok"}
+    assert {"moreauctl", "casadi_sx", "casadi_mx", "numpy"} <= ran
+    for tool, note in data["meta"]["unavailable"].items():
+        assert tool not in ran and note
+    procs = [p for p in data["processes"] if p["tool"] == "moreauctl"]
+    assert procs and all(p["status"] == "ok" for p in procs), procs
+    assert {(p["cache"], p["what"]) for p in procs} == {
+        ("uncached", "gradient"), ("cached", "gradient"), ("uncached", "moreau"),
+        ("cached", "moreau")}
+    for plant in ("pendulum", "cartpole"):
+        fl = data["floor"][plant]
+        assert fl["forward_ops"].get("sin", 0) + fl["forward_ops"].get("cos", 0) > 0
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["acceptance"] == data["acceptance"]
+    assert "Acceptance" in (tmp_path / "results.md").read_text()
+
+
+def test_floor_counts_pendulum():
+    """Critical cycle of the pendulum's Euler stage, counted by hand from
+    E.1.1's update: theta_t = theta + dt*omega (mul, add) and
+    omega_t = omega + dt*(u - (g sin theta + mu omega)) (sin, mul, add, sub, mul, add):
+    the cycle theta -> omega -> theta spans two stages, sin + 4 add + 3 mul."""
+    floor = _load("floor.py")
+    peers = _load("peers.py")
+    p = peers.make_problem("pendulum", 20)  # dt = 0.5 (dt = 1 would fold a mul away)
+    lat = {"add": 1.0, "mul": 1.0, "div": 1.0, "neg": 1.0, "sqrt": 1.0, "sin": 10.0,
+           "cos": 10.0}
+    fwd, bwd = floor.stage_functions(p)
+    ns, ops = floor.chain_floor(floor.dependency_matrix(fwd, 1, lat), lat)
+    assert ops == {"add": 2.0, "mul": 1.5, "sin": 0.5}
+    assert abs(ns - (10.0 + 7.0) / 2) < 1e-9
+    # backward: lam_th' = lam_th - dt g cos(theta) lam_om (cos off the chain: x is stored)
+    ns_b, ops_b = floor.chain_floor(floor.dependency_matrix(bwd, 2, lat), lat)
+    assert "cos" not in ops_b and "sin" not in ops_b

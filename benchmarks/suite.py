@@ -1,0 +1,613 @@
+"""moreauctl against its peers: gradient (and Moreau) passes through long nonlinear chains.
+
+Measured in one run, for the pendulum (Euler, 10 s) and the cart-pole (RK4, 5 s) at fixed
+total time, T in {1e2, ..., 1e6}:
+
+- time of one objective + gradient (forward + backward) for every tool of ``peers.TOOLS``
+  that is installed (skipped with a note otherwise), median over repeats, ratio to
+  moreauctl, ns per stage, agreement of the gradient with moreauctl's;
+- moreauctl's Moreau direction (``MoreauOracle``, inner="paper") and its ratio to the
+  gradient; the forward and backward kernels timed on their own (this reaches into
+  ``chain.kernels`` to isolate a pass);
+- first-call latency (build + first evaluation) and peak memory, each in a fresh process
+  (``worker.py``): moreauctl uncached (empty ``$MOREAUCTL_CACHE``) and cached (warm);
+- the dependency-chain floor of one stage (``floor.py``) against achieved ns/stage.
+
+Peers that would take too long are capped and the cap is written into the results: CasADi's
+SX graph beyond ``--sx-max-T``, gcc on the generated C beyond ``--c-max-T``, and any cell
+whose predicted time (extrapolated linearly from the previous horizon, gcc
+super-linearly) exceeds ``--budget`` seconds.
+
+Writes ``results.json`` and ``results.md`` into ``--out`` (default: this directory).
+
+Usage:
+    python benchmarks/suite.py                       # full run (tens of minutes)
+    python benchmarks/suite.py --quick               # T = 100, 1000; one repeat; seconds
+    python benchmarks/suite.py --horizons 1e3,1e5 --plants pendulum --tools moreauctl,jax
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import floor  # noqa: E402
+import peers  # noqa: E402
+
+DEFAULT_HORIZONS = "1e2,1e3,1e4,1e5,1e6"
+# CasADi builds the SX rollout graph node by node in Python: 4 s at 1e5 (pendulum) and
+# growing linearly with the graph's memory; gcc's time on the generated C grows faster than
+# linearly (pendulum: 5 s at 1e3, 200 s at 1e4; cart-pole: 155 s at 1e3 on this machine).
+DEFAULT_SX_MAX_T = {"pendulum": 100_000, "cartpole": 10_000}
+DEFAULT_C_MAX_T = {"pendulum": 10_000, "cartpole": 100}
+
+
+def _horizons(text):
+    return [int(float(s)) for s in text.split(",") if s.strip()]
+
+
+def _per_plant(text, default):
+    """"pendulum:1e4,cartpole:100" or a single number for every plant."""
+    if text is None:
+        return dict(default)
+    if ":" not in text:
+        return {k: int(float(text)) for k in default}
+    out = dict(default)
+    for part in text.split(","):
+        k, v = part.split(":")
+        out[k.strip()] = int(float(v))
+    return out
+
+
+def timeit(fn, arg, repeats, min_sample_s=0.02, max_inner=2000):
+    """Median over ``repeats`` samples of the time of ``fn(arg)``; each sample averages
+    enough calls to last ``min_sample_s`` (fast calls are too short for one timer read).
+    Returns (median seconds, list of samples, calls per sample)."""
+    t = time.perf_counter()
+    fn(arg)
+    one = time.perf_counter() - t
+    inner = int(min(max_inner, max(1, min_sample_s / max(one, 1e-9))))
+    samples = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for _ in range(inner):
+            fn(arg)
+        samples.append((time.perf_counter() - t) / inner)
+    return statistics.median(samples), samples, inner
+
+
+def rel_diff(a, b):
+    a, b = np.asarray(a, dtype=float).ravel(), np.asarray(b, dtype=float).ravel()
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
+
+
+# -------------------------------------------------------------------------------------------
+# in-process timings
+
+
+def bench_moreauctl(p, w, repeats):
+    ev = peers.build("moreauctl", p, w)
+    row = {"tool": "moreauctl", "status": "ok", "build_s": ev.build_s, "first_s": ev.first_s}
+    row["median_s"], row["samples_s"], row["inner"] = timeit(ev.grad, w, repeats)
+    t = time.perf_counter()
+    ev.moreau(w)
+    row["moreau_first_s"] = time.perf_counter() - t
+    row["moreau_s"], row["moreau_samples_s"], _ = timeit(ev.moreau, w, repeats)
+    # isolate the passes: the raw kernels (private internals, used only for this split)
+    ch = p.chain
+    X = np.empty((p.horizon + 1, p.nx))
+    G = np.empty_like(w)
+    lam0 = np.empty(p.nx)
+    row["forward_s"], _, _ = timeit(lambda w: ch.kernels.forward(w, ch.x0, X), w, repeats)
+    row["backward_s"], _, _ = timeit(lambda w: ch.kernels.backward_gradient(w, X, G, lam0), w,
+                                     repeats)
+    T = p.horizon
+    row["ns_per_stage"] = 1e9 * row["median_s"] / T
+    row["forward_ns_per_stage"] = 1e9 * row["forward_s"] / T
+    row["backward_ns_per_stage"] = 1e9 * row["backward_s"] / T
+    row["moreau_ns_per_stage"] = 1e9 * row["moreau_s"] / T
+    row["moreau_over_grad"] = row["moreau_s"] / row["median_s"]
+    # backward passes alone: oracle time minus the forward kernel
+    row["moreau_over_grad_backward"] = ((row["moreau_s"] - row["forward_s"])
+                                        / max(row["median_s"] - row["forward_s"], 1e-12))
+    return row, ev
+
+
+def bench_peer(tool, p, w, repeats, ref_grad, c_workdir=None):
+    kw = {"workdir": c_workdir} if tool == "casadi_c" and c_workdir else {}
+    ev = peers.build(tool, p, w, **kw)
+    row = {"tool": tool, "status": "ok", "build_s": ev.build_s, "first_s": ev.first_s}
+    x = peers.native_input(ev, w)
+    reps = repeats if ev.first_s < 1.0 else max(1, min(repeats, 3))
+    row["median_s"], row["samples_s"], row["inner"] = timeit(ev.grad, x, reps)
+    row["repeats"] = reps
+    _, g = peers.gradient_numpy(ev, w)
+    row["max_rel_diff"] = rel_diff(g, ref_grad)
+    row["ns_per_stage"] = 1e9 * row["median_s"] / p.horizon
+    row.update({k: v for k, v in ev.extra.items() if isinstance(v, (int, float, str))
+                and k != "workdir"})
+    if tool == "casadi_c" and not c_workdir:
+        shutil.rmtree(ev.extra["workdir"], ignore_errors=True)
+    return row
+
+
+def _predict(history, T, tool):
+    """Predicted seconds for build + a few calls at T from the last measured horizon."""
+    if not history:
+        return 0.0
+    T0, build0, call0 = history[-1]
+    r = T / T0
+    bexp = 1.6 if tool == "casadi_c" else 1.0
+    return build0 * r ** bexp + 4 * call0 * r
+
+
+# -------------------------------------------------------------------------------------------
+# subprocess measurements (first-call latency, memory)
+
+
+def run_worker(tool, plant, T, cache_dir, moreau=False, timeout=1800):
+    env = dict(os.environ)
+    env["MOREAUCTL_CACHE"] = cache_dir
+    env["MALLOC_MMAP_THRESHOLD_"] = "131072"  # large blocks go back to the OS when freed
+    root = os.path.dirname(HERE)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    cmd = [sys.executable, os.path.join(HERE, "worker.py"), tool, plant, str(T)]
+    if moreau:
+        cmd.append("--moreau")
+    t = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    wall = time.perf_counter() - t
+    if r.returncode != 0:
+        return {"tool": tool, "plant": plant, "T": T, "status": "error",
+                "note": r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "failed"}
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    out["process_wall_s"] = wall
+    out["status"] = "ok"
+    return out
+
+
+def startup_and_memory(plants, lat_Ts, mem_Ts, tools_ok, skipped, log):
+    """First-call latency and memory in fresh processes."""
+    rows = []
+    for plant in plants:
+        # moreauctl: uncached then cached, gradient and Moreau, for every horizon asked
+        for T in sorted(set(lat_Ts) | set(mem_Ts)):
+            # an empty cache for the gradient alone; another empty one for the Moreau
+            # direction (every kernel compiled in that process), then both again warm
+            d1 = tempfile.mkdtemp(prefix="mc_bench_cache_")
+            d2 = tempfile.mkdtemp(prefix="mc_bench_cache_")
+            try:
+                for mode, d, moreau in (("uncached", d1, False), ("uncached", d2, True),
+                                        ("cached", d2, False), ("cached", d2, True)):
+                    r = run_worker("moreauctl", plant, T, d, moreau=moreau)
+                    r.update(cache=mode, what="moreau" if moreau else "gradient")
+                    rows.append(r)
+                    log(f"  [process] moreauctl {plant} T={T} {mode} {r['what']}: "
+                        f"{_fmt_worker(r)}")
+            finally:
+                shutil.rmtree(d1, ignore_errors=True)
+                shutil.rmtree(d2, ignore_errors=True)
+        for tool in tools_ok:
+            if tool == "moreauctl":
+                continue
+            for T in lat_Ts:
+                if (plant, tool, T) in skipped:
+                    continue
+                d = tempfile.mkdtemp(prefix="mc_bench_cache_")
+                try:
+                    r = run_worker(tool, plant, T, d)
+                finally:
+                    shutil.rmtree(d, ignore_errors=True)
+                r.update(cache="n/a", what="gradient")
+                rows.append(r)
+                log(f"  [process] {tool} {plant} T={T}: {_fmt_worker(r)}")
+    return rows
+
+
+def _fmt_worker(r):
+    if r.get("status") != "ok":
+        return f"error: {r.get('note')}"
+    s = (f"first gradient {r['first_total_s']:.3f} s (build {r['build_s']:.3f} + first eval "
+         f"{r['first_s']:.3f}), call peak +{r['peak_call_mib']:.1f} MiB "
+         f"(trajectory {r['traj_mib']:.1f} MiB), first-call peak +{r['peak_first_mib']:.1f} MiB")
+    if "moreau_first_s" in r:
+        s += f", Moreau first call {r['moreau_first_s']:.3f} s"
+    return s
+
+
+# -------------------------------------------------------------------------------------------
+# acceptance (issue 5)
+
+
+def _row(rows, plant, T, tool):
+    for r in rows:
+        if r["plant"] == plant and r["T"] == T and r["tool"] == tool:
+            return r
+    return None
+
+
+def acceptance(rows, procs, floors, plant="pendulum"):
+    """Each acceptance item of issue 5, with the measured value and whether it holds.
+    Items are evaluated on ``plant`` (the pendulum, whose stage is the issue's reference)
+    and repeated for the other plants where they apply."""
+    items = []
+
+    def add(name, plant, value, target, holds, note=""):
+        items.append({"item": name, "plant": plant, "value": value, "target": target,
+                      "holds": holds, "note": note})
+
+    plants = sorted({r["plant"] for r in rows}, key=lambda s: s != plant)
+    for pl in plants:
+        m = {r["T"]: r for r in rows if r["plant"] == pl and r["tool"] == "moreauctl"
+             and r["status"] == "ok"}
+        for T in (10_000, 100_000):
+            c = _row(rows, pl, T, "casadi_sx")
+            if T in m and c and c["status"] == "ok":
+                v = c["median_s"] / m[T]["median_s"]
+                add(f"gradient vs CasADi SX VM, T={T:.0e}", pl, v, ">= 2.5x", v >= 2.5)
+        # time to first gradient at 1e5: CasADi SX build + first eval vs ours, fresh processes
+        T = 100_000
+        cs = [p for p in procs if p.get("plant") == pl and p.get("T") == T
+              and p.get("tool") == "casadi_sx" and p.get("status") == "ok"]
+        for mode in ("uncached", "cached"):
+            ms = [p for p in procs if p.get("plant") == pl and p.get("T") == T
+                  and p.get("tool") == "moreauctl" and p.get("cache") == mode
+                  and p.get("what") == "gradient" and p.get("status") == "ok"]
+            if cs and ms:
+                v = cs[0]["first_total_s"] / ms[0]["first_total_s"]
+                add(f"time to first gradient vs CasADi SX (graph + first eval), T=1e5, "
+                    f"moreauctl {mode}", pl, v, ">= 5x", v >= 5)
+        for tool in ("casadi_mx", "jax"):
+            vals = []
+            for T in sorted(m):
+                r = _row(rows, pl, T, tool)
+                if r and r["status"] == "ok":
+                    vals.append((T, r["median_s"] / m[T]["median_s"]))
+            if vals:
+                worst = min(vals, key=lambda e: e[1])
+                add(f"gradient vs {peers.LABELS[tool]} (worst over T)", pl, worst[1], ">= 10x",
+                    worst[1] >= 10, f"worst at T={worst[0]:.0e}; all: "
+                    + ", ".join(f"{T:.0e}: {v:.1f}x" for T, v in vals))
+        vals = []
+        for T in sorted(m):
+            r = _row(rows, pl, T, "casadi_c")
+            if r and r["status"] == "ok":
+                vals.append((T, m[T]["median_s"] / r["median_s"]))
+        if vals:
+            worst = max(vals, key=lambda e: e[1])
+            add("time relative to CasADi-generated C (worst over T where it compiled)", pl,
+                worst[1], "<= 1.0x", worst[1] <= 1.0,
+                f"worst at T={worst[0]:.0e}; all: " + ", ".join(f"{T:.0e}: {v:.2f}x" for T, v in vals))
+        if 10_000 in m and 1_000_000 in m:
+            v = m[1_000_000]["median_s"] / m[10_000]["median_s"]
+            add("scaling t(1e6)/t(1e4)", pl, v, "in [70, 130]", 70 <= v <= 130)
+        if 100_000 in m:
+            v = m[100_000]["moreau_over_grad"]
+            add("Moreau direction / gradient, T=1e5 (whole oracles)", pl, v, "<= 4x", v <= 4,
+                f"backward passes alone: {m[100_000]['moreau_over_grad_backward']:.1f}x")
+        for mode, target in (("uncached", 5.0), ("cached", 1.0)):
+            for what in ("gradient", "moreau"):
+                ps = [p for p in procs if p.get("plant") == pl and p.get("tool") == "moreauctl"
+                      and p.get("cache") == mode and p.get("what") == what
+                      and p.get("status") == "ok"]
+                if ps:
+                    key = "first_total_s"
+                    vals = [(p["T"], p[key] + p.get("moreau_first_s", 0.0)) for p in ps]
+                    worst = max(vals, key=lambda e: e[1])
+                    add(f"start-up, first {what}, {mode} (worst over T)", pl, worst[1],
+                        f"<= {target:g} s", worst[1] <= target,
+                        "build (code generation + JIT or cache load) + first evaluation(s), "
+                        "fresh process, imports excluded; worst at T=" + f"{worst[0]:.0e}")
+        ps = [p for p in procs if p.get("plant") == pl and p.get("tool") == "moreauctl"
+              and p.get("T") == 1_000_000 and p.get("status") == "ok"]
+        for p in ps:
+            if p.get("cache") == "cached":
+                v = p["peak_call_mib"] / p["traj_mib"]
+                add(f"peak memory of one {p['what']} call at T=1e6 / trajectory arrays (w, X)",
+                    pl, v, "<= 3x", v <= 3,
+                    f"+{p['peak_call_mib']:.1f} MiB over {p['traj_mib']:.1f} MiB")
+        if pl in floors and 100_000 in m:
+            v = m[100_000]["ns_per_stage"] / floors[pl]["total_ns"]
+            add("achieved ns/stage (gradient, T=1e5) / dependency-chain floor", pl, v,
+                "<= 1.5x", v <= 1.5,
+                f"{m[100_000]['ns_per_stage']:.1f} ns vs floor {floors[pl]['total_ns']:.1f} ns "
+                f"(forward {m[100_000]['forward_ns_per_stage']:.1f} vs "
+                f"{floors[pl]['forward_ns']:.1f}, backward "
+                f"{m[100_000]['backward_ns_per_stage']:.1f} vs {floors[pl]['backward_ns']:.1f})")
+    return items
+
+
+# -------------------------------------------------------------------------------------------
+# markdown
+
+
+def _ms(s):
+    return "—" if s is None else (f"{s*1e3:.3g} ms" if s < 10 else f"{s:.3g} s")
+
+
+def markdown(data):
+    meta, rows, procs = data["meta"], data["rows"], data["processes"]
+    out = [f"# moreauctl benchmarks against peers\n",
+           f"Generated by `benchmarks/suite.py` on {meta['date']}. Machine: {meta['machine']}, "
+           f"{meta['cpu']}, {meta['cpus']} cores; load average at start "
+           f"{meta['load_start']}, at end {meta['load_end']}. Python {meta['python']}; "
+           + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()) + ".",
+           f"Medians of {meta['repeats']} repeats (fewer for calls over 1 s; fast calls are "
+           "averaged within each repeat). Gradient = one objective + gradient "
+           "(forward + backward). Ratio = peer time / moreauctl time (> 1: moreauctl faster). "
+           "Fixed total time: pendulum (Euler) 10 s, cart-pole (RK4) 5 s, dt = total / T.\n"]
+    if meta.get("unavailable"):
+        out.append("Not measured (not installed here): " + "; ".join(
+            f"{k}: {v}" for k, v in meta["unavailable"].items()) + ".\n")
+    for plant in data["settings"]["plants"]:
+        Ts = sorted({r["T"] for r in rows if r["plant"] == plant})
+        tools = [t for t in peers.TOOLS if any(r["tool"] == t and r["plant"] == plant
+                                               for r in rows)]
+        out.append(f"## {plant} — objective + gradient\n")
+        out.append("| tool | " + " | ".join(f"T={T:.0e}" for T in Ts) + " |")
+        out.append("|---|" + "---|" * len(Ts))
+        for tool in tools:
+            cells = []
+            for T in Ts:
+                r = _row(rows, plant, T, tool)
+                if r is None:
+                    cells.append("—")
+                elif r["status"] != "ok":
+                    cells.append("skipped")
+                elif tool == "moreauctl":
+                    cells.append(f"{_ms(r['median_s'])} ({r['ns_per_stage']:.1f} ns/stage)")
+                else:
+                    m = _row(rows, plant, T, "moreauctl")
+                    cells.append(f"{_ms(r['median_s'])} ({r['median_s']/m['median_s']:.1f}×)")
+            out.append(f"| {peers.LABELS[tool]} | " + " | ".join(cells) + " |")
+        notes = sorted({f"{peers.LABELS[r['tool']]}: {r['note']}" for r in rows
+                        if r["plant"] == plant and r["status"] != "ok" and r.get("note")})
+        if notes:
+            out.append("\nSkipped cells: " + "; ".join(notes) + ".")
+        builds = [r for r in rows if r["plant"] == plant and r["status"] == "ok"
+                  and r["tool"] == "casadi_c"]
+        if builds:
+            out.append("\nCasADi C: " + "; ".join(
+                f"T={r['T']:.0e}: graph {r['graph_s']:.2f} s, code generation "
+                f"{r['codegen_s']:.2f} s, gcc {r['cflags']} {r['gcc_s']:.1f} s "
+                f"({r['c_bytes']/1e6:.1f} MB of C)" for r in builds) + ".")
+        out.append("\nmoreauctl details (forward and backward kernels timed alone; Moreau = "
+                   "`MoreauOracle(alpha=1, gamma=0.99)`, inner=\"paper\"):\n")
+        out.append("| T | gradient ns/stage | forward | backward | Moreau direction | "
+                   "Moreau / gradient | backward passes Moreau / gradient | max rel. diff of peers |")
+        out.append("|---|---|---|---|---|---|---|---|")
+        for T in Ts:
+            r = _row(rows, plant, T, "moreauctl")
+            if r is None or r["status"] != "ok":
+                continue
+            diffs = [x.get("max_rel_diff", 0.0) for x in rows if x["plant"] == plant
+                     and x["T"] == T and x["tool"] != "moreauctl" and x["status"] == "ok"]
+            out.append(f"| {T:.0e} | {r['ns_per_stage']:.1f} | {r['forward_ns_per_stage']:.1f} | "
+                       f"{r['backward_ns_per_stage']:.1f} | {_ms(r['moreau_s'])} | "
+                       f"{r['moreau_over_grad']:.1f}× | {r['moreau_over_grad_backward']:.1f}× | "
+                       f"{max(diffs) if diffs else float('nan'):.1e} |")
+        fl = data["floor"].get(plant)
+        if fl:
+            lat = fl["latency_ns"]
+            out.append(f"\nFloor (dependency chain, `benchmarks/floor.py`): forward "
+                       f"{fl['forward_ns']:.1f} ns/stage (ops per stage on the critical cycle: "
+                       f"{_ops(fl['forward_ops'])}), backward {fl['backward_ns']:.1f} ns/stage "
+                       f"({_ops(fl['backward_ops'])}), total {fl['total_ns']:.1f} ns/stage. "
+                       f"Measured latencies (ns): " + ", ".join(
+                           f"{k} {v:.2f}" for k, v in lat.items()) + " (`_tp`: independent "
+                       "calls, throughput).")
+        pr = [p for p in procs if p.get("plant") == plant and p.get("status") == "ok"]
+        if pr:
+            out.append(f"\n{plant}: first-call latency and memory, fresh process per line "
+                       "(imports excluded; peak = resident-set growth):\n")
+            out.append("| tool | T | cache | what | build | first eval | total | "
+                       "peak, one call | trajectory w+X | peak, build + first call |")
+            out.append("|---|---|---|---|---|---|---|---|---|---|")
+            for p in pr:
+                first = p["first_s"] + p.get("moreau_first_s", 0.0)
+                out.append(f"| {p['tool']} | {p['T']:.0e} | {p.get('cache')} | {p.get('what')} | "
+                           f"{p['build_s']:.2f} s | {first:.2f} s | "
+                           f"{p['build_s'] + first:.2f} s | "
+                           f"{p['peak_call_mib']:.1f} MiB | {p['traj_mib']:.1f} MiB | "
+                           f"{p['peak_first_mib']:.0f} MiB |")
+    out.append("\n## Acceptance (issue 5)\n")
+    out.append("| item | plant | measured | target | holds |")
+    out.append("|---|---|---|---|---|")
+    for it in data["acceptance"]:
+        v = it["value"]
+        vs = f"{v:.2f}" + ("" if "s" in it["target"].split()[-1] else "×")
+        out.append(f"| {it['item']} | {it['plant']} | {vs} | {it['target']} | "
+                   f"{'yes' if it['holds'] else '**no**'} |" + (f" {it['note']}" if it['note'] else ""))
+    return "\n".join(out) + "\n"
+
+
+def _ops(d):
+    return ", ".join(f"{v:g} {k}" for k, v in d.items())
+
+
+# -------------------------------------------------------------------------------------------
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--horizons", default=None, help=f"comma list (default {DEFAULT_HORIZONS})")
+    ap.add_argument("--quick", action="store_true",
+                    help="T = 100, 1000, one repeat, small caps (a smoke run)")
+    ap.add_argument("--plants", default="pendulum,cartpole")
+    ap.add_argument("--tools", default=",".join(peers.TOOLS))
+    ap.add_argument("--repeats", type=int, default=None, help="default 5 (1 with --quick)")
+    ap.add_argument("--budget", type=float, default=None,
+                    help="skip a peer's cell when its predicted time exceeds this (s); "
+                    "default 150 (20 with --quick)")
+    ap.add_argument("--sx-max-T", default=None,
+                    help="largest T for CasADi SX, one number or plant:T,... "
+                    f"(default {DEFAULT_SX_MAX_T})")
+    ap.add_argument("--c-max-T", default=None,
+                    help=f"largest T for CasADi C (default {DEFAULT_C_MAX_T})")
+    ap.add_argument("--latency-horizons", default=None,
+                    help="T for fresh-process latency/memory of every tool (default 1e5)")
+    ap.add_argument("--memory-horizons", default=None,
+                    help="extra T for moreauctl's fresh-process latency/memory "
+                    "(default 1e4,1e6)")
+    ap.add_argument("--process-plants", default=None,
+                    help="plants for the fresh-process measurements (default: --plants)")
+    ap.add_argument("--process-tools", default=None,
+                    help="tools for the fresh-process measurements (default: --tools)")
+    ap.add_argument("--no-processes", action="store_true",
+                    help="skip the fresh-process latency and memory measurements")
+    ap.add_argument("--no-floor", action="store_true")
+    ap.add_argument("--floor-n", type=int, default=None,
+                    help="iterations of each latency loop (default 2e6; 2e5 with --quick)")
+    ap.add_argument("--out", default=HERE, help="directory for results.json and results.md")
+    ap.add_argument("--quiet", action="store_true")
+    a = ap.parse_args(argv)
+
+    quick = a.quick
+    horizons = _horizons(a.horizons or ("1e2,1e3" if quick else DEFAULT_HORIZONS))
+    repeats = a.repeats or (1 if quick else 5)
+    budget = a.budget or (20.0 if quick else 150.0)
+    plants = [s for s in a.plants.split(",") if s]
+    for pl in plants:
+        if pl not in peers.PLANTS:
+            raise SystemExit(f"unknown plant {pl!r}; choose from {sorted(peers.PLANTS)}")
+    tools = [s for s in a.tools.split(",") if s]
+    for t in tools:
+        if t not in peers.TOOLS:
+            raise SystemExit(f"unknown tool {t!r}; choose from {list(peers.TOOLS)}")
+    if "moreauctl" not in tools:
+        tools.insert(0, "moreauctl")
+    sx_max = _per_plant(a.sx_max_T, {k: min(v, 1000) if quick else v
+                                     for k, v in DEFAULT_SX_MAX_T.items()})
+    c_max = _per_plant(a.c_max_T, {k: (100 if quick else v) for k, v in DEFAULT_C_MAX_T.items()})
+    lat_Ts = _horizons(a.latency_horizons) if a.latency_horizons else (
+        [max(horizons)] if quick else [100_000])
+    mem_Ts = _horizons(a.memory_horizons) if a.memory_horizons else (
+        [] if quick else [10_000, 1_000_000])
+    lat_Ts = [T for T in lat_Ts if T in horizons]
+    mem_Ts = [T for T in mem_Ts if T in horizons]
+
+    def log(msg):
+        if not a.quiet:
+            print(msg, flush=True)
+
+    load_start = os.getloadavg()[0]
+    avail = {t: peers.availability(t) for t in tools}
+    unavailable = {t: note for t, (ok, note) in avail.items() if not ok}
+    tools_ok = [t for t in tools if avail[t][0]]
+    for t, note in unavailable.items():
+        log(f"skipping {t}: {note}")
+
+    rows, skipped, floors = [], set(), {}
+    for plant in plants:
+        history = {t: [] for t in tools_ok}
+        for T in horizons:
+            p = peers.make_problem(plant, T)
+            w = peers.controls(p)
+            m, _ = bench_moreauctl(p, w, repeats)
+            m.update(plant=plant, T=T)
+            rows.append(m)
+            log(f"{plant} T={T:.0e} moreauctl: gradient {_ms(m['median_s'])} "
+                f"({m['ns_per_stage']:.1f} ns/stage: forward {m['forward_ns_per_stage']:.1f}, "
+                f"backward {m['backward_ns_per_stage']:.1f}), Moreau {_ms(m['moreau_s'])} "
+                f"({m['moreau_over_grad']:.1f}x)")
+            ref = p.chain.gradient(w, p.chain.forward(w)[1])[0]
+            for tool in tools_ok:
+                if tool == "moreauctl":
+                    continue
+                row = {"tool": tool, "plant": plant, "T": T}
+                cap = {"casadi_sx": sx_max.get(plant), "casadi_c": c_max.get(plant)}.get(tool)
+                pred = _predict(history[tool], T, tool)
+                if cap is not None and T > cap:
+                    row.update(status="skipped", note=f"capped at T={cap:.0e} (build time; "
+                               "raise with --sx-max-T / --c-max-T)")
+                elif pred > budget:
+                    row.update(status="skipped", note=f"predicted {pred:.0f} s from "
+                               f"T={history[tool][-1][0]:.0e} > budget {budget:.0f} s")
+                elif history[tool] == [] and T != horizons[0] and tool in {
+                        r["tool"] for r in rows if r.get("status") == "skipped"
+                        and r["plant"] == plant}:
+                    row.update(status="skipped", note="skipped at a smaller T")
+                else:
+                    try:
+                        row.update(bench_peer(tool, p, w, repeats, ref))
+                    except Exception as e:  # a peer failing is reported, not fatal
+                        row.update(status="error", note=f"{type(e).__name__}: {e}"[:300])
+                if row["status"] == "ok":
+                    history[tool].append((T, row["build_s"], row["median_s"]))
+                    log(f"{plant} T={T:.0e} {tool}: {_ms(row['median_s'])} "
+                        f"({row['median_s']/m['median_s']:.1f}x moreauctl; build "
+                        f"{row['build_s']:.2f} s, first {row['first_s']:.2f} s; rel diff "
+                        f"{row['max_rel_diff']:.1e})")
+                else:
+                    skipped.add((plant, tool, T))
+                    log(f"{plant} T={T:.0e} {tool}: {row['status']}: {row.get('note')}")
+                rows.append(row)
+        if not a.no_floor:
+            Tf = 10_000 if 10_000 in horizons else max(horizons)
+            p = peers.make_problem(plant, Tf)
+            floors[plant] = floor.stage_floor(p, peers.controls(p),
+                                              n=a.floor_n or (200_000 if quick else 2_000_000))
+            log(f"{plant} floor: {floors[plant]['total_ns']:.1f} ns/stage (forward "
+                f"{floors[plant]['forward_ns']:.1f}, backward {floors[plant]['backward_ns']:.1f})")
+
+    p_plants = [s for s in (a.process_plants or a.plants).split(",") if s in plants]
+    p_tools = [t for t in tools_ok if a.process_tools is None
+               or t in a.process_tools.split(",") or t == "moreauctl"]
+    procs = [] if a.no_processes else startup_and_memory(p_plants, lat_Ts, mem_Ts, p_tools,
+                                                        skipped, log)
+    import casadi
+    import numba
+
+    versions = {"casadi": casadi.__version__, "numba": numba.__version__,
+                "numpy": np.__version__}
+    for t in ("jax", "torch"):
+        if t in tools_ok:
+            versions[t] = __import__(t).__version__
+    if "casadi_c" in tools_ok:
+        versions["cc"] = avail["casadi_c"][1]
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": platform.platform(),
+            "cpu": cpu, "cpus": os.cpu_count(), "python": platform.python_version(),
+            "versions": versions, "repeats": repeats, "quick": quick,
+            "load_start": round(load_start, 2), "load_end": round(os.getloadavg()[0], 2),
+            "unavailable": unavailable}
+    data = {"meta": meta,
+            "settings": {"horizons": horizons, "plants": plants, "tools": tools,
+                         "budget_s": budget, "sx_max_T": sx_max, "c_max_T": c_max,
+                         "latency_horizons": lat_Ts, "memory_horizons": mem_Ts},
+            "rows": rows, "processes": procs, "floor": floors}
+    data["acceptance"] = acceptance(rows, procs, floors)
+    os.makedirs(a.out, exist_ok=True)
+    for name, text in (("results.json", json.dumps(data, indent=1, default=float)),
+                       ("results.md", markdown(data))):
+        path = os.path.join(a.out, name)
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+        log(f"wrote {path}")
+    return data
+
+
+if __name__ == "__main__":
+    main()
