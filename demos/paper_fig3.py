@@ -66,6 +66,8 @@ def main(argv=None) -> int:
     ap.add_argument("--iters", type=int, default=50, help="iterations (paper: 50)")
     ap.add_argument("--steps", default="-10:14",
                     help="step grid 2^LO..2^HI for every method (default -10:14)")
+    ap.add_argument("--scheme", default="euler",
+                    help="discretization (paper, E.1.1: euler; try semi-implicit-euler or rk4)")
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--executor", default=None, choices=["process", "serial"])
     ap.add_argument("--quiet", action="store_true")
@@ -74,7 +76,7 @@ def main(argv=None) -> int:
     lo, hi = (int(v) for v in args.steps.split(":"))
     grid = powers_of_two(lo, hi)
     methods = {k: dict(v, steps=grid) for k, v in METHODS.items()}
-    common = dict(iters=args.iters, dt=0.1, problem_kwargs={"scheme": "euler"},
+    common = dict(iters=args.iters, dt=0.1, problem_kwargs={"scheme": args.scheme},
                   executor=args.executor, workers=args.workers, out=args.out,
                   progress=not args.quiet)
     by_best = horizon_sweep("pendulum", horizons, methods, criterion="best", **common)
