@@ -280,6 +280,25 @@ def stage_functions(p):
     return fwd, bwd
 
 
+def vjp_function(p):
+    """``(w, x, lam) -> (dphi/dw^T lam, dphi/dx^T lam)``: what the gradient backward pass
+    evaluates per stage (as ``_vjp`` in moreauctl's generated kernels)."""
+    import casadi as ca
+
+    w = ca.SX.sym("w", p.nw)
+    x = ca.SX.sym("x", p.nx)
+    lam = ca.SX.sym("lam", p.nx)
+    lp = ca.dot(lam, p.stage(w, x))
+    return ca.Function("vjp", [w, x, lam], [ca.gradient(lp, w), ca.gradient(lp, x)])
+
+
+def _trig_calls(fn):
+    import casadi as ca
+
+    ids = [fn.instruction_id(k) for k in range(fn.n_instructions())]
+    return sum(1 for i in ids if i in (ca.OP_SIN, ca.OP_COS, ca.OP_TAN))
+
+
 def trajectory_angles(p, w):
     """Angles at which the stage evaluates sin/cos along the benchmark trajectory (column 0
     for the pendulum, column 1 (theta) for the cart-pole), for representative latencies."""
@@ -300,8 +319,15 @@ def stage_floor(p, w=None, lat=None, n: int = 2_000_000):
     fwd, bwd = stage_functions(p)
     f_ns, f_ops = chain_floor(dependency_matrix(fwd, 1, lat), lat)
     b_ns, b_ops = chain_floor(dependency_matrix(bwd, 2, lat), lat)
+    # not a floor, an explanation: trigonometric calls per stage as the kernels run them
+    # (forward phi; backward the full VJP, which recomputes the stage's trigonometry from
+    # the stored state) times their measured throughput
+    f_trig, b_trig = _trig_calls(fwd), _trig_calls(vjp_function(p))
+    tp = 0.5 * (lat["sin_tp"] + lat["cos_tp"])
     return {"latency_ns": lat, "forward_ops": f_ops, "backward_ops": b_ops,
             "forward_ns": f_ns, "backward_ns": b_ns, "total_ns": f_ns + b_ns,
+            "forward_trig_calls": f_trig, "backward_trig_calls": b_trig,
+            "forward_trig_throughput_ns": f_trig * tp, "backward_trig_throughput_ns": b_trig * tp,
             "forward_instructions": int(fwd.n_instructions()),
             "backward_instructions": int(bwd.n_instructions())}
 

@@ -47,11 +47,12 @@ import floor  # noqa: E402
 import peers  # noqa: E402
 
 DEFAULT_HORIZONS = "1e2,1e3,1e4,1e5,1e6"
-# CasADi builds the SX rollout graph node by node in Python: 4 s at 1e5 (pendulum) and
-# growing linearly with the graph's memory; gcc's time on the generated C grows faster than
-# linearly (pendulum: 5 s at 1e3, 200 s at 1e4; cart-pole: 155 s at 1e3 on this machine).
-DEFAULT_SX_MAX_T = {"pendulum": 100_000, "cartpole": 10_000}
-DEFAULT_C_MAX_T = {"pendulum": 10_000, "cartpole": 100}
+# CasADi builds the SX rollout graph node by node: 3-4 s at 1e5 for the pendulum, 32 s for
+# the cart-pole (RK4), growing linearly with the graph's memory; at 1e6 that is minutes and
+# gigabytes. gcc's time on the generated C grows faster than linearly (pendulum: 5 s at 1e3,
+# 200 s at 1e4; cart-pole: 8 s at 1e2, 155 s at 1e3 on this machine).
+DEFAULT_SX_MAX_T = {"pendulum": 100_000, "cartpole": 100_000}
+DEFAULT_C_MAX_T = {"pendulum": 10_000, "cartpole": 1_000}
 
 
 def _horizons(text):
@@ -151,6 +152,10 @@ def _predict(history, T, tool):
     r = T / T0
     bexp = 1.6 if tool == "casadi_c" else 1.0
     return build0 * r ** bexp + 4 * call0 * r
+
+
+def _budget_for(tool, budget, c_budget):
+    return c_budget if tool == "casadi_c" else budget
 
 
 # -------------------------------------------------------------------------------------------
@@ -407,7 +412,11 @@ def markdown(data):
                        f"({_ops(fl['backward_ops'])}), total {fl['total_ns']:.1f} ns/stage. "
                        f"Measured latencies (ns): " + ", ".join(
                            f"{k} {v:.2f}" for k, v in lat.items()) + " (`_tp`: independent "
-                       "calls, throughput).")
+                       "calls, throughput). Trigonometric calls per stage as the kernels run "
+                       f"them: forward {fl['forward_trig_calls']}, gradient backward "
+                       f"{fl['backward_trig_calls']} (the VJP recomputes the stage's "
+                       f"trigonometry), about {fl['forward_trig_throughput_ns']:.1f} + "
+                       f"{fl['backward_trig_throughput_ns']:.1f} ns/stage at their throughput.")
         pr = [p for p in procs if p.get("plant") == plant and p.get("status") == "ok"]
         if pr:
             out.append(f"\n{plant}: first-call latency and memory, fresh process per line "
@@ -451,6 +460,8 @@ def main(argv=None):
     ap.add_argument("--budget", type=float, default=None,
                     help="skip a peer's cell when its predicted time exceeds this (s); "
                     "default 150 (20 with --quick)")
+    ap.add_argument("--c-budget", type=float, default=None,
+                    help="the same for CasADi C, whose gcc time dominates (default 400 s)")
     ap.add_argument("--sx-max-T", default=None,
                     help="largest T for CasADi SX, one number or plant:T,... "
                     f"(default {DEFAULT_SX_MAX_T})")
@@ -478,6 +489,7 @@ def main(argv=None):
     horizons = _horizons(a.horizons or ("1e2,1e3" if quick else DEFAULT_HORIZONS))
     repeats = a.repeats or (1 if quick else 5)
     budget = a.budget or (20.0 if quick else 150.0)
+    c_budget = a.c_budget or (20.0 if quick else 400.0)
     plants = [s for s in a.plants.split(",") if s]
     for pl in plants:
         if pl not in peers.PLANTS:
@@ -532,9 +544,10 @@ def main(argv=None):
                 if cap is not None and T > cap:
                     row.update(status="skipped", note=f"capped at T={cap:.0e} (build time; "
                                "raise with --sx-max-T / --c-max-T)")
-                elif pred > budget:
+                elif pred > _budget_for(tool, budget, c_budget):
                     row.update(status="skipped", note=f"predicted {pred:.0f} s from "
-                               f"T={history[tool][-1][0]:.0e} > budget {budget:.0f} s")
+                               f"T={history[tool][-1][0]:.0e} > budget "
+                               f"{_budget_for(tool, budget, c_budget):.0f} s")
                 elif history[tool] == [] and T != horizons[0] and tool in {
                         r["tool"] for r in rows if r.get("status") == "skipped"
                         and r["plant"] == plant}:
@@ -593,7 +606,7 @@ def main(argv=None):
             "unavailable": unavailable}
     data = {"meta": meta,
             "settings": {"horizons": horizons, "plants": plants, "tools": tools,
-                         "budget_s": budget, "sx_max_T": sx_max, "c_max_T": c_max,
+                         "budget_s": budget, "c_budget_s": c_budget, "sx_max_T": sx_max, "c_max_T": c_max,
                          "latency_horizons": lat_Ts, "memory_horizons": mem_Ts},
             "rows": rows, "processes": procs, "floor": floors}
     data["acceptance"] = acceptance(rows, procs, floors)
