@@ -16,7 +16,12 @@ before it. glibc's allocator is told to return large blocks to the system at onc
 first call are not counted as resident baseline. ``traj_mib`` is the size of the stored
 trajectory arrays: controls ``w`` (T, nw) and states ``X`` (T+1, nx), float64.
 
-Usage: python benchmarks/worker.py TOOL PLANT T [--moreau]
+With ``--time R`` the worker also reports ``median_s``, the median of R timed evaluations
+(as ``suite.timeit``); with ``--one-core`` the process is pinned to one CPU before anything
+is imported, so every thread a runtime starts later inherits that (used for JAX, whose CPU
+runtime spreads a scan's small operations over a thread pool).
+
+Usage: python benchmarks/worker.py TOOL PLANT T [--moreau] [--time R] [--one-core]
 (``$MOREAUCTL_CACHE`` chooses the disk cache: empty for "uncached", warm for "cached").
 """
 from __future__ import annotations
@@ -55,6 +60,9 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     tool, plant, T = argv[0], argv[1], int(argv[2])
     moreau = "--moreau" in argv
+    repeats = int(argv[argv.index("--time") + 1]) if "--time" in argv else 0
+    if "--one-core" in argv:
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     t = time.perf_counter()
     import numpy as np  # noqa: F401
@@ -89,6 +97,10 @@ def main(argv=None):
     out["call_s"] = time.perf_counter() - t
     out["peak_call_mib"] = _status("VmHWM") - base2
     del res
+    if repeats:
+        import suite
+
+        out["median_s"], out["samples_s"], out["inner"] = suite.timeit(fn, x, repeats)
     out["extra"] = {k: v for k, v in ev.extra.items() if isinstance(v, (int, float, str))}
     print(json.dumps(out))
 
