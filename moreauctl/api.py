@@ -22,8 +22,7 @@ def gradient(problem, w=None) -> np.ndarray:
     """Exact gradient of the objective, shape (T, nw), by compiled back-propagation
     (Algo 3-4: one forward and one backward pass, no Python per stage)."""
     w = problem.check_w(w)
-    _, X = problem.chain.forward(w)
-    return problem.chain.gradient(w, X)[0]
+    return problem.chain.value_and_gradient(w)[2]
 
 
 def relative_error(a, b) -> float:

@@ -41,6 +41,12 @@ class Chain:
     x0 : ndarray, shape (nx,)
     horizon : int
     nx, nw : int
+    njv : int
+        Varying Jacobian entries per stage (the rest are compiled-in constants).
+    store_jacobians : bool
+        Whether :meth:`value_and_gradient` stores them in the forward pass (Algo 3) so the
+        backward pass needs no stage re-evaluation; chosen when ``njv <= nx + nw`` so the
+        extra memory stays below the trajectory's.
     affine_w, affine_x, quadratic_h : bool
         Structure detected symbolically; the Moreau pass uses closed forms where they hold.
     """
@@ -50,6 +56,8 @@ class Chain:
     horizon: int
     nx: int
     nw: int
+    njv: int = 1
+    store_jacobians: bool = False
     affine_w: bool = False
     affine_x: bool = False
     quadratic_h: bool = False
@@ -87,3 +95,26 @@ class Chain:
         lam0 = np.empty(self.nx)
         self.kernels.backward_gradient(w, X, G, lam0)
         return G, lam0
+
+    def value_and_gradient(self, w: np.ndarray):
+        """Objective, states, gradient and ``lam_0`` in one forward and one backward pass.
+
+        Returns
+        -------
+        cost : float
+        X : ndarray, shape (T+1, nx)
+        G : ndarray, shape (T, nw)
+        lam0 : ndarray, shape (nx,)
+        """
+        if not self.store_jacobians:
+            cost, X = self.forward(w)
+            G, lam0 = self.gradient(w, X)
+            return cost, X, G, lam0
+        T = w.shape[0]
+        X = np.empty((T + 1, self.nx))
+        JV = np.empty((T, self.njv))
+        cost = self.kernels.forward_jac(w, self.x0, X, JV)
+        G = np.empty_like(w)
+        lam0 = np.empty(self.nx)
+        self.kernels.backward_gradient_jac(JV, X, G, lam0)
+        return float(cost), X, G, lam0

@@ -14,6 +14,9 @@
 #   _h_hess(x, out)            out = hess h(x), column-major               (NX*NX,)
 #   _hess_xx(w, x, lam, out)   d2 (lam^T phi)/dx2, column-major            (NX*NX,)
 #   _hess_ww(w, x, lam, out)   d2 (lam^T phi)/dw2, column-major            (NW*NW,)
+#   NJV, STORE_JAC             stored Jacobian entries per stage; whether to store them
+#   _phi_jac(w, x, out, jv)    out = phi(w, x), jv = its varying Jacobian entries (NJV,)
+#   _vjp_jac(jv, lam, gw, gx)  the VJPs of _vjp from stored entries
 #
 # Shapes: w (T, NW) controls, X (T+1, NX) states, row t of w drives X[t] -> X[t+1]
 # (row t is the paper's stage t+1). Everything is float64. Nothing here allocates per stage.
@@ -74,6 +77,35 @@ def backward_gradient(w, X, G, lam0):
     _h_grad(X[T], lam)
     for t in range(T - 1, -1, -1):
         _vjp(w[t], X[t], lam, G[t], nxt)
+        lam, nxt = nxt, lam
+    for i in range(NX):
+        lam0[i] = lam[i]
+
+
+@_jit
+def forward_jac(w, x0, X, JV):
+    """Forward pass of Algo 3 that also stores the varying Jacobian entries of each stage:
+    fills X (T+1, NX) and JV (T, NJV), returns h(x_T)."""
+    T = w.shape[0]
+    for i in range(NX):
+        X[0, i] = x0[i]
+    for t in range(T):
+        _phi_jac(w[t], X[t], X[t + 1], JV[t])
+    out = np.empty(1)
+    _h(X[T], out)
+    return out[0]
+
+
+@_jit
+def backward_gradient_jac(JV, X, G, lam0):
+    """Backward pass of Algo 4 from stored Jacobian entries (see `forward_jac`): only
+    multiplications and additions per stage."""
+    T = JV.shape[0]
+    lam = np.empty(NX)
+    nxt = np.empty(NX)
+    _h_grad(X[T], lam)
+    for t in range(T - 1, -1, -1):
+        _vjp_jac(JV[t], lam, G[t], nxt)
         lam, nxt = nxt, lam
     for i in range(NX):
         lam0[i] = lam[i]

@@ -36,9 +36,12 @@ def stage_primitives(stage: ca.Function, objective: ca.Function):
     Returns
     -------
     functions : dict of str to casadi.Function
-        ``_phi, _vjp, _vjp_w, _vjp_x, _h, _h_grad, _h_hess, _hess_xx, _hess_ww``.
+        ``_phi, _vjp, _vjp_w, _vjp_x, _h, _h_grad, _h_hess, _hess_xx, _hess_ww``, and
+        ``_phi_jac`` (stage and its varying Jacobian entries), ``_vjp_jac`` (the VJPs from
+        those entries).
     flags : dict
-        ``NX, NW, AFFINE_W, AFFINE_X, QUAD_H``.
+        ``NX, NW, AFFINE_W, AFFINE_X, QUAD_H``, and ``NJV`` (number of stored Jacobian
+        entries per stage) with ``STORE_JAC`` (whether the gradient pass stores them).
     """
     nw, nx = stage.size1_in(0), stage.size1_in(1)
     if stage.size1_out(0) != nx:
@@ -66,7 +69,29 @@ def stage_primitives(stage: ca.Function, objective: ca.Function):
         "_hess_xx": F("hess_xx", [w, x, lam], [_dense(ca.hessian(lp, x)[0])]),
         "_hess_ww": F("hess_ww", [w, x, lam], [_dense(ca.hessian(lp, w)[0])]),
     }
+    # Algo 3 stores the stage Jacobians in the forward pass so that the backward pass is
+    # plain matrix-vector products. We store only the Jacobian entries that vary with
+    # (w, x) (the constants are compiled into the backward primitive): for the pendulum
+    # that is one number per stage (-dt g/l cos theta), which also takes the trigonometry
+    # off the backward pass. When there are more varying entries than nx + nw, storing
+    # them would dominate memory, so the backward pass recomputes instead (_vjp).
+    wx = ca.vertcat(w, x)
+    J = ca.jacobian(phi, wx)
+    nzs = J.nonzeros()
+    varying = [k for k, e in enumerate(nzs) if ca.depends_on(e, wx)]
+    nv = max(1, len(varying))
+    jv = ca.SX.sym("jv", nv)
+    entries = list(nzs)
+    for j, k in enumerate(varying):
+        entries[k] = jv[j]
+    J_stored = ca.SX(J.sparsity(), ca.vertcat(*entries)) if entries else ca.SX(J.sparsity())
+    gwx = ca.mtimes(J_stored.T, lam)
+    jv_expr = ca.vertcat(*[nzs[k] for k in varying]) if varying else ca.SX.zeros(1)
+    fns["_phi_jac"] = F("phi_jac", [w, x], [phi, jv_expr])
+    fns["_vjp_jac"] = F("vjp_jac", [jv, lam], [gwx[:nw], gwx[nw:]])
     flags = {
+        "NJV": int(nv),
+        "STORE_JAC": len(varying) <= nx + nw,
         "NX": int(nx),
         "NW": int(nw),
         "AFFINE_W": not ca.depends_on(ca.jacobian(phi, w), w),
@@ -82,5 +107,6 @@ def compile_casadi_chain(stage: ca.Function, objective: ca.Function, x0, horizon
     consts = "\n".join(f"{k} = {v!r}" for k, v in flags.items())
     module = build_module(fns, extra_source=consts + "\n\n" + kernel_source(), tag="chain")
     return Chain(kernels=module, x0=np.asarray(x0, dtype=float), horizon=int(horizon),
-                 nx=flags["NX"], nw=flags["NW"], affine_w=flags["AFFINE_W"],
+                 nx=flags["NX"], nw=flags["NW"], njv=flags["NJV"],
+                 store_jacobians=flags["STORE_JAC"], affine_w=flags["AFFINE_W"],
                  affine_x=flags["AFFINE_X"], quadratic_h=flags["QUAD_H"])

@@ -53,8 +53,7 @@ class GradientOracle:
         return self.chain.objective(w)
 
     def __call__(self, w: np.ndarray) -> OracleOutput:
-        cost, X = self.chain.forward(w)
-        G, lam0 = self.chain.gradient(w, X)
+        cost, X, G, lam0 = self.chain.value_and_gradient(w)
         d = G if self.weights is None else G * self.weights[:, None]
         bad = None if np.all(np.isfinite(G)) else int(np.nonzero(~np.isfinite(G).all(axis=1))[0].max())
         return OracleOutput(cost=cost, direction=d, states=X, gradient=G, failed_stage=bad,
