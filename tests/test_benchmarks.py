@@ -4,6 +4,8 @@ import importlib.util
 import json
 import os
 
+import pytest
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -54,6 +56,11 @@ def test_suite_smoke(tmp_path):
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["acceptance"] == data["acceptance"]
     assert "Acceptance" in (tmp_path / "results.md").read_text()
+    # repeated runs merge cell by cell into medians: a run merged with itself is unchanged
+    merged = suite.merge_runs([saved, saved, saved])
+    assert [it["value"] for it in merged["acceptance"]] == pytest.approx(
+        [it["value"] for it in saved["acceptance"]])
+    assert "median over 3 full runs" in suite.markdown(merged)
 
 
 def test_floor_counts_pendulum():
