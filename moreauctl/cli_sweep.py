@@ -12,10 +12,11 @@ settings (``--force`` recomputes); the CSV, markdown table and figures go to ``D
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import re
 import sys
+
+from .cli import _positive_float
 
 __all__ = ["add_sweep_parser", "cmd_sweep", "parse_steps", "allow_negative_ranges"]
 
@@ -28,16 +29,6 @@ def _int_list(s):
     if not vals or any(v < 1 for v in vals):
         raise argparse.ArgumentTypeError(f"expected integers >= 1; got {s!r}")
     return vals
-
-
-def _pos_float(s):
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number; got {s!r}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0; got {s!r}")
-    return v
 
 
 def _exponent_range(s):
@@ -98,10 +89,10 @@ def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
                         f"(default {','.join(DEFAULT_METHODS)})")
     p.add_argument("--iters", type=int, default=50, help="iterations per run (default 50)")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--dt", type=_pos_float, default=None,
+    g.add_argument("--dt", type=_positive_float, default=None,
                    help="fixed time step: longer T = longer physical time (default 0.1 for "
                         "the pendulum: the model's default)")
-    g.add_argument("--total-time", type=_pos_float, default=None,
+    g.add_argument("--total-time", type=_positive_float, default=None,
                    help="fixed physical time: dt = total_time / T (finer as T grows)")
     p.add_argument("--scheme", default=None, help="euler | heun | rk4 (default: the model's)")
     p.add_argument("--steps", type=_steps_arg, default=None,
