@@ -4,9 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
-import tempfile
 
 
 from . import models
@@ -19,12 +17,8 @@ def _write_json(obj, dest: str):
     if dest == "-":
         sys.stdout.write(text + "\n")
         return
-    d = os.path.dirname(os.path.abspath(dest))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, dest)
+    from .studies.store import write_text_atomic  # complete or absent, never half-written
+    write_text_atomic(dest, text)
 
 
 def _positive_float(s):
