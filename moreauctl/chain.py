@@ -49,6 +49,10 @@ class Chain:
         extra memory stays below the trajectory's.
     affine_w, affine_x, quadratic_h : bool
         Structure detected symbolically; the Moreau pass uses closed forms where they hold.
+    fused : bool
+        Whether ``kernels`` also has the fused twins ``f_*`` of the loop kernels (states in
+        scalar locals, see :mod:`moreauctl.codegen.fused`); they give the same numbers
+        faster, and the methods below prefer them.
     """
 
     kernels: ModuleType
@@ -61,6 +65,7 @@ class Chain:
     affine_w: bool = False
     affine_x: bool = False
     quadratic_h: bool = False
+    fused: bool = False
 
     def forward(self, w: np.ndarray):
         """Run the forward pass.
@@ -76,12 +81,14 @@ class Chain:
         X : ndarray, shape (T+1, nx)
         """
         X = np.empty((w.shape[0] + 1, self.nx))
-        cost = self.kernels.forward(w, self.x0, X)
+        k = self.kernels
+        cost = (k.f_forward if self.fused else k.forward)(w, self.x0, X)
         return float(cost), X
 
     def objective(self, w: np.ndarray) -> float:
         """``h(f(w, x0))`` without storing states."""
-        return float(self.kernels.objective(w, self.x0))
+        k = self.kernels
+        return float((k.f_objective if self.fused else k.objective)(w, self.x0))
 
     def gradient(self, w: np.ndarray, X: np.ndarray):
         """Gradient back-propagation (Algo 4) given the states of :meth:`forward`.
@@ -93,7 +100,8 @@ class Chain:
         """
         G = np.empty_like(w)
         lam0 = np.empty(self.nx)
-        self.kernels.backward_gradient(w, X, G, lam0)
+        k = self.kernels
+        (k.f_backward_gradient if self.fused else k.backward_gradient)(w, X, G, lam0)
         return G, lam0
 
     def value_and_gradient(self, w: np.ndarray):
@@ -106,11 +114,19 @@ class Chain:
         G : ndarray, shape (T, nw)
         lam0 : ndarray, shape (nx,)
         """
+        T = w.shape[0]
+        if self.fused:
+            # one kernel call for both passes: at small T the per-call overhead dominates
+            X = np.empty((T + 1, self.nx))
+            JV = np.empty((T if self.store_jacobians else 0, self.njv))
+            G = np.empty_like(w)
+            lam0 = np.empty(self.nx)
+            cost = self.kernels.f_value_and_gradient(w, self.x0, X, JV, G, lam0)
+            return float(cost), X, G, lam0
         if not self.store_jacobians:
             cost, X = self.forward(w)
             G, lam0 = self.gradient(w, X)
             return cost, X, G, lam0
-        T = w.shape[0]
         X = np.empty((T + 1, self.nx))
         JV = np.empty((T, self.njv))
         cost = self.kernels.forward_jac(w, self.x0, X, JV)
@@ -118,3 +134,47 @@ class Chain:
         lam0 = np.empty(self.nx)
         self.kernels.backward_gradient_jac(JV, X, G, lam0)
         return float(cost), X, G, lam0
+
+    def moreau_paper(self, w: np.ndarray, gam_h: float, gam: np.ndarray, alp: np.ndarray,
+                     rules: np.ndarray):
+        """Forward pass and Moreau backward pass with the "paper" inner algorithm.
+
+        Parameters
+        ----------
+        w : ndarray, shape (T, nw)
+        gam_h : float
+            Step of the objective's subproblem.
+        gam, alp : ndarray, shape (T,)
+            Steps of the state and control subproblems, row ``t`` for stage ``t``.
+        rules : ndarray of int64, shape (3,)
+            ``RULE_GBP``/``RULE_MBP`` for the objective, states and controls.
+
+        Returns
+        -------
+        cost : float
+        X : ndarray, shape (T+1, nx)
+        G : ndarray, shape (T, nw)
+            The Moreau directions.
+        lam0 : ndarray, shape (nx,)
+        bad : int
+            First row whose result is not finite (``T``: the objective's), or -1.
+        """
+        T = w.shape[0]
+        k = self.kernels
+        G = np.empty_like(w)
+        lam0 = np.empty(self.nx)
+        if not self.fused:
+            cost, X = self.forward(w)
+            bad = k.backward_moreau_paper(w, X, gam_h, gam, alp, rules, G, lam0)
+            return cost, X, G, lam0, int(bad)
+        X = np.empty((T + 1, self.nx))
+        if self.store_jacobians:
+            # the stored entries make each stage's first VJP free of trigonometry
+            JV = np.empty((T, self.njv))
+            cost = k.f_forward_jac(w, self.x0, X, JV)
+        else:
+            JV = np.empty((0, self.njv))
+            cost = k.f_forward(w, self.x0, X)
+        bad = k.f_backward_moreau_paper(w, X, JV, self.store_jacobians, gam_h, gam, alp,
+                                        rules, G, lam0)
+        return float(cost), X, G, lam0, int(bad)

@@ -425,3 +425,24 @@ def test_numba_disk_cache_is_reused_by_a_new_process(tmp_path):
     assert second["hits"] == {"kin": 1, "twice_kin": 1}  # loaded from numba's cache
     assert second["misses"] == {"kin": 0, "twice_kin": 0}
     assert [f for f in os.listdir(tmp_path) if f.endswith(".py")] == [os.path.basename(first["file"])]
+
+
+def test_scalar_forms_equal_array_kernels_bitwise(tmp_path):
+    # translate_scalar emits the same instructions as translate, with scalar arguments and
+    # a tuple result: the same bits as the array kernel (itself checked against CasADi).
+    scalar = {name + "_s": fn for name, fn in PLANT.items()}
+    mod = build_module(PLANT, cache_dir=str(tmp_path), tag="plant", scalar_functions=scalar)
+    rng = np.random.default_rng(7)
+    for name, fn in PLANT.items():
+        for _ in range(5):
+            xs, ws = sample(rng)
+            inputs = [xs, ws] + ([rng.standard_normal(fn.numel_in(2))] if fn.n_in() == 3 else [])
+            ref = np.concatenate(kernel_outputs(getattr(mod, name), fn, inputs))
+            got = np.array(getattr(mod, name + "_s")(*np.concatenate(inputs)))
+            assert got.shape == ref.shape, name
+            np.testing.assert_array_equal(got, ref, err_msg=name)
+
+
+def test_scalar_and_array_kernel_names_must_differ(tmp_path):
+    with pytest.raises(ValueError, match="used twice"):
+        build_module(PLANT, cache_dir=str(tmp_path), scalar_functions={"plant": PLANT["plant"]})

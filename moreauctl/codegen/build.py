@@ -44,6 +44,7 @@ from moreauctl.codegen.translate import (
     _check_function,
     check_kernel_name,
     translate,
+    translate_scalar,
 )
 
 __all__ = ["build_module", "module_source", "cache_key"]
@@ -54,6 +55,7 @@ HEADER = (
     "import math\n"
     "import numpy as np\n"
     "from moreauctl._config import jit as _jit\n"
+    "from moreauctl._config import jit_inline as _jit_inline\n"
 )
 
 # generated file path (= cache dir + tag + key) -> module, so building the same kernels
@@ -94,7 +96,8 @@ def _feed(h: "hashlib._Hash", text: str) -> None:
     h.update(data)
 
 
-def cache_key(functions: Mapping[str, ca.Function], extra_source: str = "") -> str:
+def cache_key(functions: Mapping[str, ca.Function], extra_source: str = "",
+              scalar_functions: Optional[Mapping[str, ca.Function]] = None) -> str:
     """Hex SHA-256 identifying the module :func:`build_module` would generate.
 
     Parameters
@@ -103,6 +106,8 @@ def cache_key(functions: Mapping[str, ca.Function], extra_source: str = "") -> s
         Kernel name -> SX Function, in the order they are emitted.
     extra_source : str
         Caller-written source appended verbatim.
+    scalar_functions : Mapping[str, casadi.Function], optional
+        Kernel name -> SX Function emitted in scalar form (see :func:`module_source`).
 
     Returns
     -------
@@ -121,15 +126,24 @@ def cache_key(functions: Mapping[str, ca.Function], extra_source: str = "") -> s
     for name, fn in functions.items():
         _feed(h, name)
         _feed(h, fn.serialize())
+    for name, fn in (scalar_functions or {}).items():
+        _feed(h, "scalar:" + name)
+        _feed(h, fn.serialize())
     _feed(h, extra_source)
     return h.hexdigest()
 
 
-def module_source(functions: Mapping[str, ca.Function], extra_source: str = "") -> str:
-    """Full text of the generated module: header, ``@_jit`` kernels, ``extra_source``."""
+def module_source(functions: Mapping[str, ca.Function], extra_source: str = "",
+                  scalar_functions: Optional[Mapping[str, ca.Function]] = None) -> str:
+    """Full text of the generated module: header, ``@_jit`` kernels, the scalar-form
+    kernels (``@_jit_inline``, see :func:`~moreauctl.codegen.translate.translate_scalar`:
+    numba inlines them into the fused loops, so their scalars never touch memory), then
+    ``extra_source``."""
     parts = [HEADER]
     for name, fn in functions.items():
         parts.append("\n\n@_jit\n" + translate(fn, name))
+    for name, fn in (scalar_functions or {}).items():
+        parts.append("\n\n@_jit_inline\n" + translate_scalar(fn, name))
     if extra_source:
         parts.append("\n\n" + extra_source + ("" if extra_source.endswith("\n") else "\n"))
     return "".join(parts)
@@ -181,6 +195,7 @@ def build_module(
     extra_source: str = "",
     cache_dir: Optional[str] = None,
     tag: str = "mc",
+    scalar_functions: Optional[Mapping[str, ca.Function]] = None,
 ) -> types.ModuleType:
     """Generate (or reuse) a module of numba kernels for SX Functions and import it.
 
@@ -200,6 +215,9 @@ def build_module(
         :func:`moreauctl._config.cache_dir`.
     tag : str
         Identifier prefix of the file and module name (helps when browsing the cache).
+    scalar_functions : Mapping[str, casadi.Function], optional
+        Kernel name -> SX Function, emitted in scalar form: ``name(i0_0, ..., i1_0, ...)``
+        returning the tuple of all output entries.
 
     Returns
     -------
@@ -213,8 +231,13 @@ def build_module(
         As :func:`translate`, plus invalid ``tag``/empty ``functions``.
     """
     _validate(functions, tag)
+    if scalar_functions:
+        _validate(scalar_functions, tag)
+        clash = set(functions) & set(scalar_functions)
+        if clash:
+            raise ValueError(f"kernel names used twice (array and scalar form): {sorted(clash)}")
     directory = os.path.abspath(cache_dir or _config.cache_dir())
-    key = cache_key(functions, extra_source)
+    key = cache_key(functions, extra_source, scalar_functions)
     with _LOCK:
         stem = f"{tag}_{key[:20]}"
         path = os.path.join(directory, stem + ".py")
@@ -223,7 +246,7 @@ def build_module(
             return module
         if not os.path.exists(path):
             # Translate only on a miss: this is the expensive Python part.
-            text = module_source(functions, extra_source)
+            text = module_source(functions, extra_source, scalar_functions)
             os.makedirs(directory, exist_ok=True)
             _write_atomically(path, text)
         module = _import_file(f"_moreauctl_generated_{stem}", path)

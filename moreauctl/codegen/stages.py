@@ -15,6 +15,7 @@ import numpy as np
 from .._kernels import kernel_source
 from ..chain import Chain
 from . import build_module
+from .fused import SCALAR_PRIMITIVES, fused_source
 
 __all__ = ["compile_casadi_chain", "stage_primitives"]
 
@@ -38,7 +39,8 @@ def stage_primitives(stage: ca.Function, objective: ca.Function):
     functions : dict of str to casadi.Function
         ``_phi, _vjp, _vjp_w, _vjp_x, _h, _h_grad, _h_hess, _hess_xx, _hess_ww``, and
         ``_phi_jac`` (stage and its varying Jacobian entries), ``_vjp_jac`` (the VJPs from
-        those entries).
+        those entries); and the scalar-form names of
+        :data:`moreauctl.codegen.fused.SCALAR_PRIMITIVES` (ending in ``_s``).
     flags : dict
         ``NX, NW, AFFINE_W, AFFINE_X, QUAD_H``, and ``NJV`` (number of stored Jacobian
         entries per stage) with ``STORE_JAC`` (whether the gradient pass stores them).
@@ -89,6 +91,12 @@ def stage_primitives(stage: ca.Function, objective: ca.Function):
     jv_expr = ca.vertcat(*[nzs[k] for k in varying]) if varying else ca.SX.zeros(1)
     fns["_phi_jac"] = F("phi_jac", [w, x], [phi, jv_expr])
     fns["_vjp_jac"] = F("vjp_jac", [jv, lam], [gwx[:nw], gwx[nw:]])
+    # Scalar-form twins for the fused loops (moreauctl.codegen.fused); the two combined
+    # ones give the Moreau pass a stage value and its subproblem gradient in one call.
+    for name in ("_phi", "_phi_jac", "_vjp", "_vjp_jac", "_vjp_x", "_vjp_w", "_h", "_h_grad"):
+        fns[name + "_s"] = fns[name]
+    fns["_phi_vjp_x_s"] = F("phi_vjp_x", [w, x, lam], [phi, gx])
+    fns["_phi_vjp_w_s"] = F("phi_vjp_w", [w, x, lam], [phi, gw])
     flags = {
         "NJV": int(nv),
         "STORE_JAC": len(varying) <= nx + nw,
@@ -104,9 +112,11 @@ def stage_primitives(stage: ca.Function, objective: ca.Function):
 def compile_casadi_chain(stage: ca.Function, objective: ca.Function, x0, horizon: int) -> Chain:
     """Generate, compile (or load from the disk cache) and wrap the kernels of a chain."""
     fns, flags = stage_primitives(stage, objective)
+    scalar = {k: fns.pop(k) for k in SCALAR_PRIMITIVES}
     consts = "\n".join(f"{k} = {v!r}" for k, v in flags.items())
-    module = build_module(fns, extra_source=consts + "\n\n" + kernel_source(), tag="chain")
+    extra = consts + "\n\n" + kernel_source() + "\n\n" + fused_source(flags)
+    module = build_module(fns, extra_source=extra, tag="chain", scalar_functions=scalar)
     return Chain(kernels=module, x0=np.asarray(x0, dtype=float), horizon=int(horizon),
                  nx=flags["NX"], nw=flags["NW"], njv=flags["NJV"],
                  store_jacobians=flags["STORE_JAC"], affine_w=flags["AFFINE_W"],
-                 affine_x=flags["AFFINE_X"], quadratic_h=flags["QUAD_H"])
+                 affine_x=flags["AFFINE_X"], quadratic_h=flags["QUAD_H"], fused=True)

@@ -35,13 +35,14 @@ __all__ = [
     "UnsupportedOperationError",
     "op_name",
     "translate",
+    "translate_scalar",
 ]
 
 #: Bump when the generated code changes meaning (part of the build cache key).
 CODEGEN_VERSION = "1"
 
 # Module-level names of the generated file; a kernel called like this would shadow them.
-RESERVED_NAMES = frozenset({"math", "np", "_jit"})
+RESERVED_NAMES = frozenset({"math", "np", "_jit", "_jit_inline"})
 
 
 class UnsupportedOperationError(NotImplementedError):
@@ -407,6 +408,74 @@ def translate(fn: ca.Function, name: str) -> str:
     lines += ["    " + d for d in doc]
     lines += ["    " + s for s in head + zeros + body]
     lines.append("    return None")
+    return "\n".join(lines) + "\n"
+
+
+def translate_scalar(fn: ca.Function, name: str) -> str:
+    """Python source of a scalar-in, tuple-out twin of :func:`translate`'s function.
+
+    The fused loop kernels (:mod:`moreauctl.codegen.fused`) keep states and costates in
+    scalar locals. Passing them as arrays would force a store and a reload through memory
+    on every stage of the recurrence; scalars stay in registers once numba inlines the call.
+
+    Parameters
+    ----------
+    fn : casadi.Function
+        As for :func:`translate`.
+    name : str
+        Name of the generated Python function.
+
+    Returns
+    -------
+    str
+        Source of ``def name(i0_0, i0_1, ..., i1_0, ...):`` taking every input entry as a
+        float (input ``k`` entry ``j`` is ``i{k}_{j}``) and returning a tuple of every
+        output entry, outputs concatenated in order, each in column-major order with
+        zeros included: ``(o0_0, o0_1, ..., o1_0, ...)``. No decorator.
+    """
+    _check_function(fn)
+    check_kernel_name(name)
+    in_numels = _input_numels(fn)
+    out_layouts = _output_layouts(fn)
+    params = [f"i{i}_{j}" for i, n in enumerate(in_numels) for j in range(n)]
+    body: List[str] = []
+    written = [set() for _ in out_layouts]
+    for k in range(fn.n_instructions()):
+        label = op_name(fn.instruction_id(k))
+        args = fn.instruction_input(k)
+        res = fn.instruction_output(k)
+        if label == "OP_INPUT":
+            body.append(f"w{res[0]} = i{args[0]}_{args[1]}")
+        elif label == "OP_OUTPUT":
+            ind, nz = res
+            pos = out_layouts[ind][1][nz]
+            body.append(f"o{ind}_{pos} = w{args[0]}")
+            written[ind].add(pos)
+        elif label == "OP_CONST":
+            body.append(f"w{res[0]} = {float_literal(fn.instruction_constant(k))}")
+        elif label in _UNARY:
+            body.append(f"w{res[0]} = " + _UNARY[label].format(x=f"w{args[0]}"))
+        elif label in _BINARY:
+            body.append(
+                f"w{res[0]} = " + _BINARY[label].format(x=f"w{args[0]}", y=f"w{args[1]}")
+            )
+        elif label in _BLOCK:
+            arity, builder = _BLOCK[label]
+            body.extend(builder(*[f"w{a}" for a in args[:arity]], f"w{res[0]}"))
+        else:
+            raise _unsupported(fn.instruction_id(k), fn, name, k)
+    outs = []
+    zeros = []
+    for ind, (numel, _) in enumerate(out_layouts):
+        for p in range(numel):
+            outs.append(f"o{ind}_{p}")
+            if p not in written[ind]:
+                zeros.append(f"o{ind}_{p} = 0.0")
+    lines = [f"def {name}({', '.join(params)}):"]
+    lines += ["    " + d for d in _describe(fn, in_numels, out_layouts)]
+    lines.append(f"    # scalar form: returns ({', '.join(outs)})")
+    lines += ["    " + s for s in zeros + body]
+    lines.append(f"    return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
     return "\n".join(lines) + "\n"
 
 

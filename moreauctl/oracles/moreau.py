@@ -190,15 +190,15 @@ class MoreauOracle:
 
     def __call__(self, w: np.ndarray) -> OracleOutput:
         ch = self.chain
-        cost, X = ch.forward(w)
-        G = np.empty_like(w)
-        lam0 = np.empty(ch.nx)
-        resid = np.empty((w.shape[0] + 1, 2))
         if self.inner == "paper" and not self.diagnostics:
-            # same numbers as the generic kernel, per-stage work written flat (faster)
-            bad = ch.kernels.backward_moreau_paper(
-                w, X, self.gam_h, self.gam, self.alp, self.rules, G, lam0)
+            # the generic kernel's numbers, with the per-stage work written flat (faster)
+            cost, X, G, lam0, bad = ch.moreau_paper(w, self.gam_h, self.gam, self.alp,
+                                                    self.rules)
         else:
+            cost, X = ch.forward(w)
+            G = np.empty_like(w)
+            lam0 = np.empty(ch.nx)
+            resid = np.empty((w.shape[0] + 1, 2))
             bad = ch.kernels.backward_moreau(
                 w, X, self.gam_h, self.gam, self.alp, self.rules, INNERS[self.inner],
                 self.inner_iters, self.inner_tol, self.diagnostics, G, lam0, resid)

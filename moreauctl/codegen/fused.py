@@ -1,0 +1,296 @@
+"""Fused loop kernels: the chain's passes with states and costates in scalar locals.
+
+The generic loop kernels (``moreauctl/_kernels/chain_kernels.py``) pass small arrays to the
+stage primitives. That is general (network layers reuse it) but every stage then stores the
+state to memory and reloads it in the next stage: on the pendulum that store-to-load round
+trip is on the recurrence's critical path and costs about as much as the arithmetic. Here we
+know ``nx`` and ``nw`` when generating code, so we unroll every small vector operation and
+call the scalar-form stage primitives (:func:`~moreauctl.codegen.translate.translate_scalar`,
+inlined by numba): the recurrence runs in registers and ``X[t+1]`` is a side store off the
+critical path.
+
+Every fused kernel computes the same floating-point operations, in the same order, as its
+generic twin, so the results are bitwise equal (tests pin this); the one exception is the
+Moreau pass fed with stored Jacobian entries, whose first VJP per stage rounds like
+``backward_gradient_jac`` instead of ``backward_gradient``.
+
+Generated names (all ``@_jit``), with the generic kernel each one mirrors:
+
+=======================================================  ==================================
+``f_forward(w, x0, X) -> h``                             ``forward``
+``f_objective(w, x0) -> h``                              ``objective``
+``f_forward_jac(w, x0, X, JV) -> h``                     ``forward_jac``
+``f_backward_gradient(w, X, G, lam0)``                   ``backward_gradient``
+``f_backward_gradient_jac(JV, X, G, lam0)``              ``backward_gradient_jac``
+``f_value_and_gradient(w, x0, X, JV, G, lam0) -> h``     one call for both passes
+``f_backward_moreau_paper(w, X, JV, use_jv, gam_h,``     ``backward_moreau_paper``
+``gam, alp, rules, G, lam0) -> bad stage or -1``
+=======================================================  ==================================
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Sequence
+
+__all__ = ["fused_source", "SCALAR_PRIMITIVES"]
+
+#: Scalar-form primitives the fused kernels call (built in :mod:`.stages`).
+SCALAR_PRIMITIVES = ("_phi_s", "_phi_jac_s", "_vjp_s", "_vjp_jac_s", "_vjp_x_s", "_vjp_w_s",
+                     "_phi_vjp_x_s", "_phi_vjp_w_s", "_h_s", "_h_grad_s")
+
+
+def _names(prefix: str, n: int) -> List[str]:
+    return [f"{prefix}_{i}" for i in range(n)]
+
+
+def _lhs(names: Sequence[str]) -> str:
+    """Left-hand side unpacking a tuple (a 1-tuple needs the trailing comma)."""
+    return ", ".join(names) + ("," if len(names) == 1 else "")
+
+
+def _args(*groups: Sequence[str]) -> str:
+    return ", ".join(n for g in groups for n in g)
+
+
+def _row(array: str, t: str, n: int) -> List[str]:
+    return [f"{array}[{t}, {i}]" for i in range(n)]
+
+
+def _indent(lines: List[str], k: int) -> List[str]:
+    return [" " * (4 * k) + s for s in lines]
+
+
+def _forward(nx: int, nw: int, njv: int, store: bool, jac: bool) -> List[str]:
+    """Body of a forward pass; `store` writes X, `jac` also writes JV."""
+    x = _names("x", nx)
+    out = [f"{xi} = x0[{i}]" for i, xi in enumerate(x)]
+    if store:
+        out += [f"X[0, {i}] = {xi}" for i, xi in enumerate(x)]
+    out.append("for t in range(w.shape[0]):")
+    if jac:
+        j = _names("j", njv)
+        body = [f"{_lhs(x + j)} = _phi_jac_s({_args(_row('w', 't', nw), x)})"]
+        body += [f"JV[t, {i}] = {ji}" for i, ji in enumerate(j)]
+    else:
+        body = [f"{_lhs(x)} = _phi_s({_args(_row('w', 't', nw), x)})"]
+    if store:
+        body += [f"X[t + 1, {i}] = {xi}" for i, xi in enumerate(x)]
+    out += _indent(body, 1)
+    out.append(f"(hv,) = _h_s({_args(x)})")
+    out.append("return hv")
+    return out
+
+
+def _backward_gradient(nx: int, nw: int, njv: int, jac: bool) -> List[str]:
+    lam = _names("l", nx)
+    g = _names("g", nw)
+    out = ["T = G.shape[0]", f"{_lhs(lam)} = _h_grad_s({_args(_row('X', 'T', nx))})",
+           "for t in range(T - 1, -1, -1):"]
+    if jac:
+        call = f"_vjp_jac_s({_args(_row('JV', 't', njv), lam)})"
+    else:
+        call = f"_vjp_s({_args(_row('w', 't', nw), _row('X', 't', nx), lam)})"
+    body = [f"{_lhs(g + lam)} = {call}"] + [f"G[t, {i}] = {gi}" for i, gi in enumerate(g)]
+    out += _indent(body, 1)
+    out += [f"lam0[{i}] = {li}" for i, li in enumerate(lam)]
+    return out
+
+
+def _paper_prox(kind: str, n: int, nx: int, c: str, F0: str, g0: List[str], base: List[str],
+                other: List[str], lam: List[str], out: List[str]) -> List[str]:
+    """Scalar twin of ``_paper_prox`` in chain_kernels.py (same operations, same order).
+
+    kind "x": subproblem ``c lam^T phi(w, x + y) + |y|^2/2`` (base = x, other = w);
+    kind "w": ``c lam^T phi(w + y, x) + |y|^2/2`` (base = w, other = x).
+    Writes ``grad env = -y`` into the locals ``out``. The first Goldstein trial (s = 1, taken
+    on almost every stage) evaluates the stage and the subproblem gradient together, so the
+    Barzilai-Borwein step needs no further stage evaluation when that trial is accepted.
+    """
+    y = _names("y", n)
+    z = _names("z", n)
+    p = _names("p", nx)
+    q = _names("q", n)
+    if kind == "x":
+        args_z = _args(other, z)
+        both, value, grad = "_phi_vjp_x_s", "_phi_s", "_vjp_x_s"
+    else:
+        args_z = _args(z, other)
+        both, value, grad = "_phi_vjp_w_s", "_phi_s", "_vjp_w_s"
+    L = ["gg = 0.0"] + [f"gg += {a} * {a}" for a in g0]
+    L += [f"if not (math.isfinite(gg) and math.isfinite({F0})):"]
+    L += _indent([f"{o} = math.nan" for o in out], 1)
+    L += ["elif gg == 0.0:"] + _indent([f"{o} = 0.0" for o in out], 1)
+    L += ["else:"]
+    # The first trial (s = 1) is peeled out of the search loop: it is accepted on almost
+    # every stage, and it evaluates the stage value and the subproblem gradient together.
+    def trial(first: bool) -> List[str]:
+        scale = "-1.0 *" if first else "-s *"
+        L2 = ["sq = 0.0"]
+        for yi, zi, bi, gi in zip(y, z, base, g0):
+            L2 += [f"{yi} = {scale} {gi}", f"{zi} = {bi} + {yi}", f"sq += {yi} * {yi}"]
+        if first:
+            L2 += [f"{_lhs(p + q)} = {both}({args_z}, {_args(lam)})"]
+        else:
+            L2 += [f"{_lhs(p)} = {value}({args_z})"]
+        L2 += ["v = 0.0"] + [f"v += {li} * {pi}" for li, pi in zip(lam, p)]
+        L2 += [f"Fs = {c} * v + 0.5 * sq"]
+        return L2
+
+    B = ["lo = 0.0", "hi = math.inf", "s = 1.0", "s_ok = 0.0", "k_ = 0"] + trial(True)
+    B += ["while True:"]
+    B += _indent([f"if not (Fs <= {F0} - 0.25 * s * gg):",   # too long (or NaN): shrink
+                  "    hi = s",
+                  "    s = 0.5 * (lo + hi)",
+                  f"elif Fs < {F0} - 0.75 * s * gg:",        # too short: grow
+                  "    s_ok = s",
+                  "    lo = s",
+                  "    s = 2.0 * s if hi == math.inf else 0.5 * (lo + hi)",
+                  "else:",
+                  "    s_ok = s",
+                  "    break",
+                  "k_ += 1",
+                  "if k_ == 30:",
+                  "    break"] + trial(False), 1)
+    B += ["if s_ok == 0.0:"] + _indent([f"{o} = 0.0" for o in out], 1)
+    B += ["else:"]
+    C = ["if s_ok != 1.0:"]
+    C += _indent([f"{zi} = {bi} - s_ok * {gi}" for zi, bi, gi in zip(z, base, g0)]
+                 + [f"{_lhs(q)} = {grad}({args_z}, {_args(lam)})"], 1)
+    C += ["sy = 0.0", "ss = 0.0"]
+    for yi, qi, gi in zip(y, q, g0):
+        C += [f"{yi} = -s_ok * {gi}", f"{qi} = {c} * {qi} + {yi}",
+              f"sy += {yi} * ({qi} - {gi})", f"ss += {yi} * {yi}"]
+    C += ["bb = ss / sy if (sy > 0.0 and math.isfinite(sy)) else 0.0"]
+    C += [f"{o} = s_ok * {gi} + bb * {qi}" for o, gi, qi in zip(out, g0, q)]
+    B += _indent(C, 1)
+    L += _indent(B, 1)
+    return L
+
+
+def _backward_moreau_paper(nx: int, nw: int, njv: int, store: bool,
+                           affine_w: bool, affine_x: bool, quad_h: bool) -> List[str]:
+    lam = _names("l", nx)
+    nxt = _names("n", nx)
+    gw = _names("gw", nw)
+    gx = _names("gx", nx)
+    gt = _names("gt", nw)
+    wt = _names("w", nw)
+    xt = _names("x", nx)
+    out = ["T = w.shape[0]",
+           "m = max(NX, NW)",
+           "buf = np.empty((10, m * m))",
+           "lamv = np.empty(NX)",
+           "gxv = np.empty(NX)",
+           "y = np.empty(m)",
+           "one = np.empty(1)",
+           "xT = X[T]",
+           # The objective's subproblem runs once per pass: the generic array solver, exactly
+           # as backward_moreau_paper calls it.
+           "_h_grad(xT, gxv)",
+           "for i in range(NX):",
+           "    gxv[i] *= gam_h",
+           "if rules[0] == RULE_GBP:",
+           "    for i in range(NX):",
+           "        lamv[i] = gxv[i]",
+           "else:",
+           "    _h(xT, one)",
+           f"    _prox(KIND_H, gam_h, w[0], xT, lamv, NX, gam_h * one[0], gxv, "
+           f"{'INNER_NEWTON' if quad_h else 'INNER_PAPER'}, {1 if quad_h else 2}, 0.0, y, buf)",
+           "    for i in range(NX):",
+           "        lamv[i] = -y[i]",
+           "for i in range(NX):",
+           "    if not math.isfinite(lamv[i]):",
+           "        return T"]
+    out += [f"{li} = lamv[{i}]" for i, li in enumerate(lam)]
+    out += [f"mbp_x = rules[1] == RULE_MBP and not {affine_x}",
+            f"mbp_w = rules[2] == RULE_MBP and not {affine_w}",
+            "for t in range(T - 1, -1, -1):"]
+    body = [f"{wi} = w[t, {i}]" for i, wi in enumerate(wt)]
+    body += [f"{xi} = X[t, {i}]" for i, xi in enumerate(xt)]
+    vjp_x = f"_vjp_s({_args(wt, xt, lam)})"
+    if store:
+        body += ["if use_jv:",
+                 f"    {_lhs(gw + gx)} = _vjp_jac_s({_args(_row('JV', 't', njv), lam)})",
+                 "else:",
+                 f"    {_lhs(gw + gx)} = {vjp_x}"]
+    else:
+        body += [f"{_lhs(gw + gx)} = {vjp_x}"]
+    body += ["F0 = 0.0", "if mbp_x or mbp_w:"]
+    body += _indent([f"F0 += {li} * X[t + 1, {i}]" for i, li in enumerate(lam)], 1)
+    body += ["a = alp[t]"] + [f"{g} *= a" for g in gw]
+    if not affine_w:
+        body += ["if mbp_w:"]
+        body += _indent(_paper_prox("w", nw, nx, "a", "a * F0", gw, wt, xt, lam, gt), 1)
+        body += ["else:"] + _indent([f"{a} = {b}" for a, b in zip(gt, gw)], 1)
+    else:
+        body += [f"{a} = {b}" for a, b in zip(gt, gw)]
+    body += [f"G[t, {i}] = {g}" for i, g in enumerate(gt)]
+    body += ["c = gam[t]"] + [f"{g} *= c" for g in gx]
+    if not affine_x:
+        body += ["if mbp_x:"]
+        body += _indent(_paper_prox("x", nx, nx, "c", "c * F0", gx, xt, wt, lam, nxt), 1)
+        body += ["else:"] + _indent([f"{a} = {b}" for a, b in zip(nxt, gx)], 1)
+    else:
+        body += [f"{a} = {b}" for a, b in zip(nxt, gx)]
+    ok = " and ".join([f"math.isfinite({v})" for v in nxt + gt])
+    body += [f"if not ({ok}):", "    return t"]
+    body += [f"{a} = {b}" for a, b in zip(lam, nxt)]
+    out += _indent(body, 1)
+    out += [f"lam0[{i}] = {li}" for i, li in enumerate(lam)]
+    out.append("return -1")
+    return out
+
+
+def _def(signature: str, doc: str, body: List[str]) -> str:
+    return "\n".join(["@_jit", f"def {signature}:", f'    """{doc}"""'] + _indent(body, 1)) + "\n"
+
+
+def fused_source(flags: Dict[str, object]) -> str:
+    """Source of the fused loop kernels for one chain.
+
+    Parameters
+    ----------
+    flags : dict
+        ``NX, NW, NJV, STORE_JAC, AFFINE_W, AFFINE_X, QUAD_H`` as returned by
+        :func:`moreauctl.codegen.stages.stage_primitives`.
+
+    Returns
+    -------
+    str
+        Python source defining the kernels listed in the module docstring; it expects the
+        scalar primitives :data:`SCALAR_PRIMITIVES` and the generic kernels' helpers
+        (``_h``, ``_h_grad``, ``_prox``, the ``RULE_*``/``KIND_*``/``INNER_*`` codes) in scope.
+    """
+    nx, nw, njv = int(flags["NX"]), int(flags["NW"]), int(flags["NJV"])
+    store = bool(flags["STORE_JAC"])
+    parts = [
+        "# ---- fused loop kernels, generated by moreauctl.codegen.fused for this chain ----",
+        _def("f_forward(w, x0, X)", "Twin of forward: fills X (T+1, NX), returns h(x_T).",
+             _forward(nx, nw, njv, store=True, jac=False)),
+        _def("f_objective(w, x0)", "Twin of objective: h(x_T), nothing stored.",
+             _forward(nx, nw, njv, store=False, jac=False)),
+        _def("f_forward_jac(w, x0, X, JV)",
+             "Twin of forward_jac: fills X (T+1, NX) and JV (T, NJV), returns h(x_T).",
+             _forward(nx, nw, njv, store=True, jac=True)),
+        _def("f_backward_gradient(w, X, G, lam0)",
+             "Twin of backward_gradient: fills G (T, NW) and lam0 (NX,).",
+             _backward_gradient(nx, nw, njv, jac=False)),
+        _def("f_backward_gradient_jac(JV, X, G, lam0)",
+             "Twin of backward_gradient_jac: fills G (T, NW) and lam0 (NX,).",
+             _backward_gradient(nx, nw, njv, jac=True)),
+    ]
+    if store:
+        vg = ["hv = f_forward_jac(w, x0, X, JV)", "f_backward_gradient_jac(JV, X, G, lam0)",
+              "return hv"]
+    else:
+        vg = ["hv = f_forward(w, x0, X)", "f_backward_gradient(w, X, G, lam0)", "return hv"]
+    parts.append(_def("f_value_and_gradient(w, x0, X, JV, G, lam0)",
+                      "Forward and gradient backward pass in one call (JV is scratch of "
+                      "shape (T, NJV), unused when STORE_JAC is False).", vg))
+    parts.append(_def(
+        "f_backward_moreau_paper(w, X, JV, use_jv, gam_h, gam, alp, rules, G, lam0)",
+        "Twin of backward_moreau_paper. With use_jv (and STORE_JAC) the first VJP of each "
+        "stage uses the entries JV (T, NJV) stored by f_forward_jac. Returns the first "
+        "stage (0-based row) with a non-finite result, T for the objective, or -1.",
+        _backward_moreau_paper(nx, nw, njv, store, bool(flags["AFFINE_W"]),
+                               bool(flags["AFFINE_X"]), bool(flags["QUAD_H"]))))
+    return "\n\n".join(parts)
