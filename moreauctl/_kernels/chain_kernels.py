@@ -516,9 +516,73 @@ def _paper_prox(kind, c, w, x, lam, n, F0, g0, out, z, p, g1):
 
 
 @_jit
+def _prox_h(c, x, F0, g0, y, buf):
+    """The objective's subproblem ``c h(x + y) + |y|^2/2`` as the "paper" kernels solve it
+    (once per pass): exactly ``_prox(KIND_H, ...)`` with one Newton step when h is quadratic
+    (exact, the line search accepts the unit step) and the "paper" algorithm otherwise.
+    Written out for KIND_H alone so that calling it compiles no stage Hessian: ``_prox``
+    compiles all three kinds, which doubled the cart-pole's uncached start-up."""
+    n = NX
+    d = buf[0]
+    g = buf[1]
+    yt = buf[2]
+    z = buf[3]
+    p = buf[4]
+    one = buf[5]
+    H = buf[6]
+    L = buf[7]
+    for i in range(n):
+        y[i] = 0.0
+        g[i] = g0[i]
+    g0n = _dot(g, g, n)
+    if not math.isfinite(g0n) or not math.isfinite(F0):
+        for i in range(n):
+            y[i] = np.nan
+        return
+    if not QUAD_H:
+        _paper_prox(KIND_H, c, x, x, x, n, F0, g0, y, z, p, d)
+        for i in range(n):
+            y[i] = -y[i]
+        return
+    gn = math.sqrt(_dot(g, g, n))
+    if not (gn > 0.0 * math.sqrt(g0n)):
+        return
+    for i in range(n):
+        z[i] = x[i] + y[i]
+    _h_hess(z, H)
+    for k in range(n * n):
+        H[k] *= c
+    for i in range(n):
+        H[i * n + i] += 1.0
+    for i in range(n):
+        yt[i] = -g[i]
+    if not _cholesky_solve(H, n, yt, d, L):
+        for i in range(n):
+            d[i] = -g[i]
+    slope = _dot(g, d, n)
+    s = 1.0
+    for _ in range(50):
+        for i in range(n):
+            yt[i] = y[i] + s * d[i]
+        sq = 0.0
+        for i in range(n):
+            sq += yt[i] * yt[i]
+        for i in range(n):
+            z[i] = x[i] + yt[i]
+        _h(z, one)
+        Fs = c * one[0] + 0.5 * sq
+        if Fs <= F0 + 1e-4 * s * slope:
+            for i in range(n):
+                y[i] = yt[i]
+            return
+        s *= 0.5
+
+
+@_jit
 def backward_moreau_paper(w, X, gam_h, gam, alp, rules, G, lam0):
     """:func:`backward_moreau` specialised to the "paper" inner algorithm without
-    diagnostics: the same numbers, with the per-stage work written flat. The loop body
+    diagnostics: the same numbers, with the per-stage work written flat (and the objective's
+    subproblem by :func:`_prox_h`, the same numbers as ``_prox`` for it). The loop body
     copies w[t], X[t] into small buffers instead of taking views and copies the costate
     instead of swapping arrays: in a loop body with branches numba keeps the atomic
     reference-count updates of views and reassigned arrays, which cost more than the
@@ -545,9 +609,7 @@ def backward_moreau_paper(w, X, gam_h, gam, alp, rules, G, lam0):
             lam[i] = gx[i]
     else:
         _h(xT, one)
-        it_h = 1 if QUAD_H else 2
-        in_h = INNER_NEWTON if QUAD_H else INNER_PAPER
-        _prox(KIND_H, gam_h, w[0], xT, lam, NX, gam_h * one[0], gx, in_h, it_h, 0.0, y, buf)
+        _prox_h(gam_h, xT, gam_h * one[0], gx, y, buf)
         for i in range(NX):
             lam[i] = -y[i]
     for i in range(NX):

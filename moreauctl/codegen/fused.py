@@ -183,8 +183,8 @@ def _backward_moreau_paper(nx: int, nw: int, njv: int, store: bool,
            "y = np.empty(m)",
            "one = np.empty(1)",
            "xT = X[T]",
-           # The objective's subproblem runs once per pass: the generic array solver, exactly
-           # as backward_moreau_paper calls it.
+           # The objective's subproblem runs once per pass: the array solver of
+           # backward_moreau_paper.
            "_h_grad(xT, gxv)",
            "for i in range(NX):",
            "    gxv[i] *= gam_h",
@@ -193,8 +193,7 @@ def _backward_moreau_paper(nx: int, nw: int, njv: int, store: bool,
            "        lamv[i] = gxv[i]",
            "else:",
            "    _h(xT, one)",
-           f"    _prox(KIND_H, gam_h, w[0], xT, lamv, NX, gam_h * one[0], gxv, "
-           f"{'INNER_NEWTON' if quad_h else 'INNER_PAPER'}, {1 if quad_h else 2}, 0.0, y, buf)",
+           "    _prox_h(gam_h, xT, gam_h * one[0], gxv, y, buf)",
            "    for i in range(NX):",
            "        lamv[i] = -y[i]",
            "for i in range(NX):",
@@ -258,7 +257,7 @@ def fused_source(flags: Dict[str, object]) -> str:
     str
         Python source defining the kernels listed in the module docstring; it expects the
         scalar primitives :data:`SCALAR_PRIMITIVES` and the generic kernels' helpers
-        (``_h``, ``_h_grad``, ``_prox``, the ``RULE_*``/``KIND_*``/``INNER_*`` codes) in scope.
+        (``_h``, ``_h_grad``, ``_prox_h``, the ``RULE_*``/``KIND_*``/``INNER_*`` codes) in scope.
     """
     nx, nw, njv = int(flags["NX"]), int(flags["NW"]), int(flags["NJV"])
     store = bool(flags["STORE_JAC"])
