@@ -146,7 +146,7 @@ def bench_moreauctl(p, w, repeats):
         JV = np.empty((p.horizon, ch.njv))
         row["passes"] = "forward_jac + backward_gradient_jac"
         row["forward_s"], _, _ = timeit(lambda w: k.forward_jac(w, ch.x0, X, JV), w, repeats)
-        row["backward_s"], _, _ = timeit(lambda w: k.backward_gradient_jac(JV, X, G, lam0), w,
+        row["backward_s"], _, _ = timeit(lambda w: k.backward_gradient_jac(w, JV, X, G, lam0), w,
                                          repeats)
     else:
         row["passes"] = "forward + backward_gradient"

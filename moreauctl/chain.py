@@ -42,11 +42,16 @@ class Chain:
     horizon : int
     nx, nw : int
     njv : int
-        Varying Jacobian entries per stage (the rest are compiled-in constants).
+        Values stored per stage by the forward pass (see ``stored``).
     store_jacobians : bool
-        Whether :meth:`value_and_gradient` stores them in the forward pass (Algo 3) so the
-        backward pass needs no stage re-evaluation; chosen when ``njv <= nx + nw`` so the
-        extra memory stays below the trajectory's.
+        Whether :meth:`value_and_gradient` and :meth:`moreau_paper` store them in the
+        forward pass (Algo 3) so the backward pass re-evaluates less of the stage; chosen
+        when ``njv <= 2 (nx + nw)``, which keeps a gradient call's arrays within 3x the
+        trajectory's.
+    stored : str
+        What is stored: ``"jacobian"`` (the Jacobian entries that vary with ``(w, x)``; the
+        backward pass is then multiply-adds), ``"transcendentals"`` (the stage's sin, cos,
+        exp... values; the backward pass calls no libm function), or ``"none"``.
     affine_w, affine_x, quadratic_h : bool
         Structure detected symbolically; the Moreau pass uses closed forms where they hold.
     fused : bool
@@ -62,6 +67,7 @@ class Chain:
     nw: int
     njv: int = 1
     store_jacobians: bool = False
+    stored: str = "none"
     affine_w: bool = False
     affine_x: bool = False
     quadratic_h: bool = False
@@ -132,7 +138,7 @@ class Chain:
         cost = self.kernels.forward_jac(w, self.x0, X, JV)
         G = np.empty_like(w)
         lam0 = np.empty(self.nx)
-        self.kernels.backward_gradient_jac(JV, X, G, lam0)
+        self.kernels.backward_gradient_jac(w, JV, X, G, lam0)
         return float(cost), X, G, lam0
 
     def moreau_paper(self, w: np.ndarray, gam_h: float, gam: np.ndarray, alp: np.ndarray,

@@ -53,8 +53,8 @@ def test_fused_gradient_kernels_equal_generic_bitwise(make, T):
     k.backward_gradient(w, X1, G2, l2)
     np.testing.assert_array_equal(G1, G2)
     np.testing.assert_array_equal(l1, l2)
-    k.f_backward_gradient_jac(J1, X1, G1, l1)
-    k.backward_gradient_jac(J1, X1, G2, l2)
+    k.f_backward_gradient_jac(w, J1, X1, G1, l1)
+    k.backward_gradient_jac(w, J1, X1, G2, l2)
     np.testing.assert_array_equal(G1, G2)
     np.testing.assert_array_equal(l1, l2)
     # the Chain method routes through the fused kernels and agrees with CasADi's reverse

@@ -73,6 +73,30 @@ def test_stored_jacobian_pass_equals_recomputing_pass():
     assert mc.relative_error(lam0, lam02) <= 1e-13
 
 
-def test_cartpole_recomputes_instead_of_storing():
-    ch = models.cartpole_swingup(horizon=5).chain
-    assert not ch.store_jacobians and ch.njv > ch.nx + ch.nw
+def test_stored_kind_follows_the_memory_budget():
+    # pendulum: one varying Jacobian entry; RK4 cart-pole: 20 varying entries exceed the
+    # budget 2 (nx + nw) = 10, so its 8 sin/cos values (4 RK sub-stages) are stored instead
+    pend = models.pendulum_swingup(horizon=5).chain
+    assert (pend.stored, pend.njv) == ("jacobian", 1)
+    cp = models.cartpole_swingup(horizon=5, scheme="rk4").chain
+    assert cp.store_jacobians and (cp.stored, cp.njv) == ("transcendentals", 8)
+    # more RK sub-steps: 24 values exceed the budget, the backward pass recomputes
+    cp3 = models.cartpole_swingup(horizon=5, scheme="rk4", substeps=3).chain
+    assert not cp3.store_jacobians and cp3.stored == "none"
+
+
+@pytest.mark.parametrize("kw", [dict(scheme="rk4"), dict(scheme="rk4", substeps=3),
+                                dict(scheme="euler")])
+def test_cartpole_stored_passes_equal_recomputing_pass(kw):
+    # the stored-values pass against the recomputing pass and CasADi's reverse mode
+    p = models.cartpole_swingup(horizon=40, **kw)
+    ch = p.chain
+    w = RNG.normal(size=(40, 1))
+    cost, X, G, lam0 = ch.value_and_gradient(w)
+    cost2, X2 = ch.forward(w)
+    G2, lam02 = ch.gradient(w, X2)
+    assert cost == cost2
+    np.testing.assert_array_equal(X, X2)
+    assert mc.relative_error(G, G2) <= 1e-13
+    assert mc.relative_error(lam0, lam02) <= 1e-13
+    assert mc.relative_error(G, naive.casadi_gradient(p, w)) <= 1e-12

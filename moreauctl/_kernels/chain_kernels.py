@@ -14,9 +14,10 @@
 #   _h_hess(x, out)            out = hess h(x), column-major               (NX*NX,)
 #   _hess_xx(w, x, lam, out)   d2 (lam^T phi)/dx2, column-major            (NX*NX,)
 #   _hess_ww(w, x, lam, out)   d2 (lam^T phi)/dw2, column-major            (NW*NW,)
-#   NJV, STORE_JAC             stored Jacobian entries per stage; whether to store them
-#   _phi_jac(w, x, out, jv)    out = phi(w, x), jv = its varying Jacobian entries (NJV,)
-#   _vjp_jac(jv, lam, gw, gx)  the VJPs of _vjp from stored entries
+#   NJV, STORE_JAC             values stored per stage by the forward pass; whether to store
+#   _phi_jac(w, x, out, jv)    out = phi(w, x), jv = the stage's stored values (NJV,): its
+#                              varying Jacobian entries, or its transcendental values
+#   _vjp_jac(w, x, jv, lam, gw, gx)  the VJPs of _vjp, reading jv instead of re-evaluating
 #
 # Shapes: w (T, NW) controls, X (T+1, NX) states, row t of w drives X[t] -> X[t+1]
 # (row t is the paper's stage t+1). Everything is float64. Nothing here allocates per stage.
@@ -97,15 +98,15 @@ def forward_jac(w, x0, X, JV):
 
 
 @_jit
-def backward_gradient_jac(JV, X, G, lam0):
-    """Backward pass of Algo 4 from stored Jacobian entries (see `forward_jac`): only
-    multiplications and additions per stage."""
+def backward_gradient_jac(w, JV, X, G, lam0):
+    """Backward pass of Algo 4 from the values stored by `forward_jac` (Jacobian entries:
+    only multiplications and additions per stage; transcendental values: no libm call)."""
     T = JV.shape[0]
     lam = np.empty(NX)
     nxt = np.empty(NX)
     _h_grad(X[T], lam)
     for t in range(T - 1, -1, -1):
-        _vjp_jac(JV[t], lam, G[t], nxt)
+        _vjp_jac(w[t], X[t], JV[t], lam, G[t], nxt)
         lam, nxt = nxt, lam
     for i in range(NX):
         lam0[i] = lam[i]

@@ -11,8 +11,8 @@ critical path.
 
 Every fused kernel computes the same floating-point operations, in the same order, as its
 generic twin, so the results are bitwise equal (tests pin this); the one exception is the
-Moreau pass fed with stored Jacobian entries, whose first VJP per stage rounds like
-``backward_gradient_jac`` instead of ``backward_gradient``.
+Moreau pass fed with the values stored by the forward pass, whose first VJP per stage rounds
+like ``backward_gradient_jac`` instead of ``backward_gradient``.
 
 Generated names (all ``@_jit``), with the generic kernel each one mirrors:
 
@@ -21,7 +21,7 @@ Generated names (all ``@_jit``), with the generic kernel each one mirrors:
 ``f_objective(w, x0) -> h``                              ``objective``
 ``f_forward_jac(w, x0, X, JV) -> h``                     ``forward_jac``
 ``f_backward_gradient(w, X, G, lam0)``                   ``backward_gradient``
-``f_backward_gradient_jac(JV, X, G, lam0)``              ``backward_gradient_jac``
+``f_backward_gradient_jac(w, JV, X, G, lam0)``           ``backward_gradient_jac``
 ``f_value_and_gradient(w, x0, X, JV, G, lam0) -> h``     one call for both passes
 ``f_backward_moreau_paper(w, X, JV, use_jv, gam_h,``     ``backward_moreau_paper``
 ``gam, alp, rules, G, lam0) -> bad stage or -1``
@@ -86,7 +86,7 @@ def _backward_gradient(nx: int, nw: int, njv: int, jac: bool) -> List[str]:
     out = ["T = G.shape[0]", f"{_lhs(lam)} = _h_grad_s({_args(_row('X', 'T', nx))})",
            "for t in range(T - 1, -1, -1):"]
     if jac:
-        call = f"_vjp_jac_s({_args(_row('JV', 't', njv), lam)})"
+        call = f"_vjp_jac_s({_args(_row('w', 't', nw), _row('X', 't', nx), _row('JV', 't', njv), lam)})"
     else:
         call = f"_vjp_s({_args(_row('w', 't', nw), _row('X', 't', nx), lam)})"
     body = [f"{_lhs(g + lam)} = {call}"] + [f"G[t, {i}] = {gi}" for i, gi in enumerate(g)]
@@ -208,7 +208,7 @@ def _backward_moreau_paper(nx: int, nw: int, njv: int, store: bool,
     vjp_x = f"_vjp_s({_args(wt, xt, lam)})"
     if store:
         body += ["if use_jv:",
-                 f"    {_lhs(gw + gx)} = _vjp_jac_s({_args(_row('JV', 't', njv), lam)})",
+                 f"    {_lhs(gw + gx)} = _vjp_jac_s({_args(wt, xt, _row('JV', 't', njv), lam)})",
                  "else:",
                  f"    {_lhs(gw + gx)} = {vjp_x}"]
     else:
@@ -273,12 +273,12 @@ def fused_source(flags: Dict[str, object]) -> str:
         _def("f_backward_gradient(w, X, G, lam0)",
              "Twin of backward_gradient: fills G (T, NW) and lam0 (NX,).",
              _backward_gradient(nx, nw, njv, jac=False)),
-        _def("f_backward_gradient_jac(JV, X, G, lam0)",
+        _def("f_backward_gradient_jac(w, JV, X, G, lam0)",
              "Twin of backward_gradient_jac: fills G (T, NW) and lam0 (NX,).",
              _backward_gradient(nx, nw, njv, jac=True)),
     ]
     if store:
-        vg = ["hv = f_forward_jac(w, x0, X, JV)", "f_backward_gradient_jac(JV, X, G, lam0)",
+        vg = ["hv = f_forward_jac(w, x0, X, JV)", "f_backward_gradient_jac(w, JV, X, G, lam0)",
               "return hv"]
     else:
         vg = ["hv = f_forward(w, x0, X)", "f_backward_gradient(w, X, G, lam0)", "return hv"]
@@ -288,7 +288,7 @@ def fused_source(flags: Dict[str, object]) -> str:
     parts.append(_def(
         "f_backward_moreau_paper(w, X, JV, use_jv, gam_h, gam, alp, rules, G, lam0)",
         "Twin of backward_moreau_paper. With use_jv (and STORE_JAC) the first VJP of each "
-        "stage uses the entries JV (T, NJV) stored by f_forward_jac. Returns the first "
+        "stage uses the values JV (T, NJV) stored by f_forward_jac. Returns the first "
         "stage (0-based row) with a non-finite result, T for the objective, or -1.",
         _backward_moreau_paper(nx, nw, njv, store, bool(flags["AFFINE_W"]),
                                bool(flags["AFFINE_X"]), bool(flags["QUAD_H"]))))

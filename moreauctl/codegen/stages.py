@@ -16,6 +16,7 @@ from .._kernels import kernel_source
 from ..chain import Chain
 from . import build_module
 from .fused import SCALAR_PRIMITIVES, fused_source
+from .intermediates import split_transcendentals
 
 __all__ = ["compile_casadi_chain", "stage_primitives"]
 
@@ -38,12 +39,14 @@ def stage_primitives(stage: ca.Function, objective: ca.Function):
     -------
     functions : dict of str to casadi.Function
         ``_phi, _vjp, _vjp_w, _vjp_x, _h, _h_grad, _h_hess, _hess_xx, _hess_ww``, and
-        ``_phi_jac`` (stage and its varying Jacobian entries), ``_vjp_jac`` (the VJPs from
-        those entries); and the scalar-form names of
+        ``_phi_jac`` (stage and its per-stage stored values), ``_vjp_jac`` (the VJPs from
+        those values); and the scalar-form names of
         :data:`moreauctl.codegen.fused.SCALAR_PRIMITIVES` (ending in ``_s``).
     flags : dict
-        ``NX, NW, AFFINE_W, AFFINE_X, QUAD_H``, and ``NJV`` (number of stored Jacobian
-        entries per stage) with ``STORE_JAC`` (whether the gradient pass stores them).
+        ``NX, NW, AFFINE_W, AFFINE_X, QUAD_H``, and ``NJV`` (number of values stored per
+        stage) with ``STORE_JAC`` (whether the passes store them) and ``STORED``
+        (``"jacobian"``: varying Jacobian entries, ``"transcendentals"``: sin/cos/exp...
+        values, or ``"none"``).
     """
     nw, nx = stage.size1_in(0), stage.size1_in(1)
     if stage.size1_out(0) != nx:
@@ -71,26 +74,50 @@ def stage_primitives(stage: ca.Function, objective: ca.Function):
         "_hess_xx": F("hess_xx", [w, x, lam], [_dense(ca.hessian(lp, x)[0])]),
         "_hess_ww": F("hess_ww", [w, x, lam], [_dense(ca.hessian(lp, w)[0])]),
     }
-    # Algo 3 stores the stage Jacobians in the forward pass so that the backward pass is
-    # plain matrix-vector products. We store only the Jacobian entries that vary with
-    # (w, x) (the constants are compiled into the backward primitive): for the pendulum
-    # that is one number per stage (-dt g/l cos theta), which also takes the trigonometry
-    # off the backward pass. When there are more varying entries than nx + nw, storing
-    # them would dominate memory, so the backward pass recomputes instead (_vjp).
+    # Algo 3 stores per-stage values in the forward pass so that the backward pass does not
+    # re-evaluate the stage. Two kinds, the cheaper backward first:
+    #  1. The Jacobian entries that vary with (w, x) (the constants are compiled into the
+    #     backward primitive): for the pendulum one number per stage (-dt g/l cos theta);
+    #     the backward pass is then plain multiply-adds.
+    #  2. Otherwise the stage's transcendental values (sin, cos, exp, ...; see
+    #     moreauctl.codegen.intermediates): for the RK4 cart-pole 8 numbers instead of 20
+    #     Jacobian entries; the backward pass keeps its polynomial and division work but
+    #     calls no libm function.
+    # Either is stored only while the extra memory keeps a gradient call's arrays (X, G and
+    # the stored values) within 3x the trajectory's (X and w): njv <= 2 (nx + nw).
+    # Both kinds share one interface: _phi_jac(w, x) -> (phi, jv) and
+    # _vjp_jac(w, x, jv, lam) -> (gw, gx).
+    budget = 2 * (nx + nw)
     wx = ca.vertcat(w, x)
     J = ca.jacobian(phi, wx)
     nzs = J.nonzeros()
     varying = [k for k, e in enumerate(nzs) if ca.depends_on(e, wx)]
-    nv = max(1, len(varying))
-    jv = ca.SX.sym("jv", nv)
-    entries = list(nzs)
-    for j, k in enumerate(varying):
-        entries[k] = jv[j]
-    J_stored = ca.SX(J.sparsity(), ca.vertcat(*entries)) if entries else ca.SX(J.sparsity())
-    gwx = ca.mtimes(J_stored.T, lam)
-    jv_expr = ca.vertcat(*[nzs[k] for k in varying]) if varying else ca.SX.zeros(1)
-    fns["_phi_jac"] = F("phi_jac", [w, x], [phi, jv_expr])
-    fns["_vjp_jac"] = F("vjp_jac", [jv, lam], [gwx[:nw], gwx[nw:]])
+    stored = "none"
+    if len(varying) <= budget:
+        stored = "jacobian"
+        nv = max(1, len(varying))
+        jv = ca.SX.sym("jv", nv)
+        entries = list(nzs)
+        for j, k in enumerate(varying):
+            entries[k] = jv[j]
+        J_stored = ca.SX(J.sparsity(), ca.vertcat(*entries)) if entries else ca.SX(J.sparsity())
+        gwx = ca.mtimes(J_stored.T, lam)
+        jv_expr = ca.vertcat(*[nzs[k] for k in varying]) if varying else ca.SX.zeros(1)
+        fns["_phi_jac"] = F("phi_jac", [w, x], [phi, jv_expr])
+        fns["_vjp_jac"] = F("vjp_jac", [w, x, jv, lam], [gwx[:nw], gwx[nw:]])
+    else:
+        phi_s, vjp_s, ns = split_transcendentals(stage)
+        if 0 < ns <= budget:
+            stored = "transcendentals"
+            nv = ns
+            fns["_phi_jac"] = phi_s
+            fns["_vjp_jac"] = vjp_s
+    if stored == "none":
+        # keep the names defined (the loop kernels reference them); never called
+        nv = 1
+        jv = ca.SX.sym("jv", 1)
+        fns["_phi_jac"] = F("phi_jac", [w, x], [phi, ca.SX.zeros(1)])
+        fns["_vjp_jac"] = F("vjp_jac", [w, x, jv, lam], [gw, gx])
     # Scalar-form twins for the fused loops (moreauctl.codegen.fused); the two combined
     # ones give the Moreau pass a stage value and its subproblem gradient in one call.
     for name in ("_phi", "_phi_jac", "_vjp", "_vjp_jac", "_vjp_x", "_vjp_w", "_h", "_h_grad"):
@@ -99,7 +126,8 @@ def stage_primitives(stage: ca.Function, objective: ca.Function):
     fns["_phi_vjp_w_s"] = F("phi_vjp_w", [w, x, lam], [phi, gw])
     flags = {
         "NJV": int(nv),
-        "STORE_JAC": len(varying) <= nx + nw,
+        "STORE_JAC": stored != "none",
+        "STORED": stored,
         "NX": int(nx),
         "NW": int(nw),
         "AFFINE_W": not ca.depends_on(ca.jacobian(phi, w), w),
@@ -117,6 +145,6 @@ def compile_casadi_chain(stage: ca.Function, objective: ca.Function, x0, horizon
     extra = consts + "\n\n" + kernel_source() + "\n\n" + fused_source(flags)
     module = build_module(fns, extra_source=extra, tag="chain", scalar_functions=scalar)
     return Chain(kernels=module, x0=np.asarray(x0, dtype=float), horizon=int(horizon),
-                 nx=flags["NX"], nw=flags["NW"], njv=flags["NJV"],
+                 nx=flags["NX"], nw=flags["NW"], njv=flags["NJV"], stored=flags["STORED"],
                  store_jacobians=flags["STORE_JAC"], affine_w=flags["AFFINE_W"],
                  affine_x=flags["AFFINE_X"], quadratic_h=flags["QUAD_H"], fused=True)
