@@ -209,6 +209,14 @@ def _make_kernels():
         return v
 
     @jit
+    def k_sincos(n, a, v):  # LLVM fuses sin and cos of one argument into one sincos call
+        m = a.shape[0] - 1
+        for i in range(n):
+            z = a[i & m] + v * 0.0
+            v = math.sin(z) + math.cos(z)
+        return v
+
+    @jit
     def k_sin_tp(n, a):  # throughput: independent calls
         m = a.shape[0] - 1
         s = 0.0
@@ -241,8 +249,10 @@ def op_latencies(trig_args=None, n: int = 2_000_000, repeats: int = 7):
     """Latency in ns of one dependent operation of each class, on this machine.
 
     ``trig_args``: angles at which sin/cos are evaluated (the benchmark trajectory's; the
-    default is 1.0). Also returns ``sin_tp`` / ``cos_tp``: the time per *independent* call
-    (throughput), useful to explain passes that are not latency bound.
+    default is 1.0). Also returns ``sincos`` (one fused call computing both, what LLVM emits
+    when a block needs sin and cos of one argument) and ``sin_tp`` / ``cos_tp``: the time
+    per *independent* call (throughput), useful to explain passes that are not latency
+    bound.
     """
     k = _make_kernels()
     a = np.array([1.0]) if trig_args is None else np.asarray(trig_args, dtype=float)
@@ -257,6 +267,8 @@ def op_latencies(trig_args=None, n: int = 2_000_000, repeats: int = 7):
     base = _time_ns(k["k_base"], n, a, 0.0, repeats=repeats)
     lat["sin"] = _time_ns(k["k_sin"], n, a, 0.0, repeats=repeats) - base
     lat["cos"] = _time_ns(k["k_cos"], n, a, 0.0, repeats=repeats) - base
+    lat["sincos"] = max(0.0, _time_ns(k["k_sincos"], n, a, 0.0, repeats=repeats) - base
+                        - lat["add"])
     lat["sin_tp"] = _time_ns(k["k_sin_tp"], n, a, repeats=repeats)
     lat["cos_tp"] = _time_ns(k["k_cos_tp"], n, a, repeats=repeats)
     return lat
@@ -324,12 +336,52 @@ def stage_floor(p, w=None, lat=None, n: int = 2_000_000):
     # the stored state) times their measured throughput
     f_trig, b_trig = _trig_calls(fwd), _trig_calls(vjp_function(p))
     tp = 0.5 * (lat["sin_tp"] + lat["cos_tp"])
+    m_ns, m_ops = moreau_floor(p, lat)
     return {"latency_ns": lat, "forward_ops": f_ops, "backward_ops": b_ops,
+            "moreau_backward_ns": m_ns, "moreau_backward_ops": m_ops,
             "forward_ns": f_ns, "backward_ns": b_ns, "total_ns": f_ns + b_ns,
             "forward_trig_calls": f_trig, "backward_trig_calls": b_trig,
             "forward_trig_throughput_ns": f_trig * tp, "backward_trig_throughput_ns": b_trig * tp,
             "forward_instructions": int(fwd.n_instructions()),
             "backward_instructions": int(bwd.n_instructions())}
+
+
+def moreau_function(p, c: float = 0.5):
+    """``lam_t -> lam_{t-1}``: the state line of the Moreau pass (MBP, inner "paper") on the
+    path the kernels take on almost every stage, where the Goldstein search accepts its
+    first (unit) trial. With ``g0 = c dphi/dx(w, x)^T lam``, ``y = -g0`` and
+    ``q = c dphi/dx(w, x + y)^T lam + y`` (the subproblem gradient at ``y``), the
+    Barzilai-Borwein step gives ``lam_{t-1} = g0 + (y.y / y.(q - g0)) q``. The Goldstein
+    test itself (a stage value at ``x + y``) only steers a predicted branch, so it is off
+    the data dependency chain. ``c`` is a numeric step (its value does not change the ops).
+    """
+    import casadi as ca
+
+    w = ca.SX.sym("w", p.nw)
+    x = ca.SX.sym("x", p.nx)
+    lam = ca.SX.sym("lam", p.nx)
+
+    z = ca.SX.sym("z", p.nx)
+    zl = ca.SX.sym("zl", p.nx)
+    vjp = ca.Function("vjp_x", [w, z, zl], [ca.gradient(ca.dot(zl, p.stage(w, z)), z)])
+
+    def vjp_x(at):
+        return vjp(w, at, lam)
+
+    g0 = c * vjp_x(x)
+    y = -g0
+    q = c * vjp_x(x + y) + y
+    bb = ca.dot(y, y) / ca.dot(y, q - g0)
+    return ca.Function("moreau_x", [w, x, lam], [g0 + bb * q])
+
+
+def moreau_floor(p, lat):
+    """Floor in ns/stage of the Moreau backward pass (:func:`moreau_function`'s carried
+    chain), sin and cos of one argument counted as one ``sincos`` call."""
+    lat2 = dict(lat, sin=lat["sincos"], cos=lat["sincos"])
+    ns, ops = chain_floor(dependency_matrix(moreau_function(p), 2, lat2), lat2)
+    ops = {("sincos" if k in ("sin", "cos") else k): v for k, v in ops.items()}
+    return ns, ops
 
 
 def main(argv=None):

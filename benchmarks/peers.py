@@ -136,7 +136,8 @@ def _build_moreauctl(p, w):
         out = mor_o(w)
         return out.cost, out.direction
 
-    return Evaluator(grad=grad, build_s=build_s, moreau=moreau)
+    return Evaluator(grad=grad, build_s=build_s, moreau=moreau,
+                     extra={"moreau_oracle": mor_o})
 
 
 # -------------------------------------------------------------------------------------------

@@ -124,7 +124,8 @@ def rel_diff(a, b):
 
 def bench_moreauctl(p, w, repeats):
     ev = peers.build("moreauctl", p, w)
-    row = {"tool": "moreauctl", "status": "ok", "build_s": ev.build_s, "first_s": ev.first_s}
+    row = {"tool": "moreauctl", "status": "ok", "build_s": ev.build_s, "first_s": ev.first_s,
+           "T": p.horizon}
     row["median_s"], row["samples_s"], row["inner"] = timeit(ev.grad, w, repeats)
     t = time.perf_counter()
     ev.moreau(w)
@@ -135,34 +136,54 @@ def bench_moreauctl(p, w, repeats):
     # sanity check that the Moreau pass did real work on every stage
     row["moreau_zero_rows"] = float(np.mean(np.all(ev.moreau(w)[1] == 0.0, axis=1)))
     # isolate the passes: the raw kernels (private internals, used only for this split),
-    # the same ones the gradient oracle runs (with stored Jacobian entries when the chain
-    # chose to store them, see Chain.value_and_gradient)
+    # the same ones the oracles run: the fused kernels, with the values the forward pass
+    # stores (Jacobian entries or transcendental values, see Chain.stored) when it stores any
     ch = p.chain
     X = np.empty((p.horizon + 1, p.nx))
     G = np.empty_like(w)
     lam0 = np.empty(p.nx)
     k = ch.kernels
-    if getattr(ch, "store_jacobians", False):
-        JV = np.empty((p.horizon, ch.njv))
-        row["passes"] = "forward_jac + backward_gradient_jac"
-        row["forward_s"], _, _ = timeit(lambda w: k.forward_jac(w, ch.x0, X, JV), w, repeats)
-        row["backward_s"], _, _ = timeit(lambda w: k.backward_gradient_jac(w, JV, X, G, lam0), w,
-                                         repeats)
+    store = bool(getattr(ch, "store_jacobians", False))
+    JV = np.empty((p.horizon if store else 0, ch.njv))
+    mor = ev.extra["moreau_oracle"]
+    if store:
+        row["passes"] = f"f_forward_jac + f_backward_gradient_jac (stored: {ch.stored})"
+        row["forward_s"], _, _ = timeit(lambda w: k.f_forward_jac(w, ch.x0, X, JV), w, repeats)
+        row["backward_s"], _, _ = timeit(lambda w: k.f_backward_gradient_jac(w, JV, X, G, lam0),
+                                         w, repeats)
     else:
-        row["passes"] = "forward + backward_gradient"
-        row["forward_s"], _, _ = timeit(lambda w: k.forward(w, ch.x0, X), w, repeats)
-        row["backward_s"], _, _ = timeit(lambda w: k.backward_gradient(w, X, G, lam0), w,
-                                         repeats)
-    T = p.horizon
-    row["ns_per_stage"] = 1e9 * row["median_s"] / T
-    row["forward_ns_per_stage"] = 1e9 * row["forward_s"] / T
-    row["backward_ns_per_stage"] = 1e9 * row["backward_s"] / T
-    row["moreau_ns_per_stage"] = 1e9 * row["moreau_s"] / T
-    row["moreau_over_grad"] = row["moreau_s"] / row["median_s"]
-    # backward passes alone: oracle time minus the forward kernel
-    row["moreau_over_grad_backward"] = ((row["moreau_s"] - row["forward_s"])
-                                        / max(row["median_s"] - row["forward_s"], 1e-12))
+        row["passes"] = "f_forward + f_backward_gradient"
+        row["forward_s"], _, _ = timeit(lambda w: k.f_forward(w, ch.x0, X), w, repeats)
+    # the backward pass that re-evaluates each stage's VJP: the cost model of Prop. D.6
+    # (one VJP oracle call per stage), against which the Moreau pass's (1 + K) is stated
+    row["backward_recompute_s"], _, _ = timeit(
+        lambda w: k.f_backward_gradient(w, X, G, lam0), w, repeats)
+    if not store:
+        row["backward_s"] = row["backward_recompute_s"]
+    row["moreau_backward_s"], _, _ = timeit(
+        lambda w: k.f_backward_moreau_paper(w, X, JV, store, mor.gam_h, mor.gam, mor.alp,
+                                            mor.rules, G, lam0), w, repeats)
+    _backward_ratios(row)
     return row, ev
+
+
+def _backward_ratios(row):
+    """Per-stage figures and ratios derived from a moreauctl row's medians (recomputed
+    after merging runs)."""
+    T = row["T"]
+    for key in ("", "forward_", "backward_", "moreau_"):
+        src = {"": "median_s"}.get(key, key + "s")
+        if src in row:
+            row[key + "ns_per_stage"] = 1e9 * row[src] / T
+    row["moreau_over_grad"] = row["moreau_s"] / row["median_s"]
+    if "moreau_backward_s" in row:
+        row["moreau_backward_ns_per_stage"] = 1e9 * row["moreau_backward_s"] / row["T"]
+        row["moreau_over_grad_backward"] = row["moreau_backward_s"] / row["backward_s"]
+        row["moreau_over_recompute_backward"] = (row["moreau_backward_s"]
+                                                 / row["backward_recompute_s"])
+    else:  # older results: oracle time minus the forward kernel
+        row["moreau_over_grad_backward"] = ((row["moreau_s"] - row["forward_s"])
+                                            / max(row["median_s"] - row["forward_s"], 1e-12))
 
 
 # XLA's CPU runtime spreads a scan's small ops over its thread pool; on this 2-core machine
@@ -358,9 +379,21 @@ def acceptance(rows, procs, floors, plant="pendulum"):
             v = m[1_000_000]["median_s"] / m[10_000]["median_s"]
             add("scaling t(1e6)/t(1e4)", pl, v, "in [70, 130]", 70 <= v <= 130)
         if 100_000 in m:
-            v = m[100_000]["moreau_over_grad"]
+            r = m[100_000]
+            v = r["moreau_over_grad"]
             add("Moreau direction / gradient, T=1e5 (whole oracles)", pl, v, "<= 4x", v <= 4,
-                f"backward passes alone: {m[100_000]['moreau_over_grad_backward']:.1f}x")
+                f"backward passes alone: {r['moreau_over_grad_backward']:.1f}x")
+            if "moreau_backward_s" in r:
+                v = r["moreau_over_grad_backward"]
+                fl = floors.get(pl, {})
+                add("Moreau backward pass / gradient backward pass, T=1e5", pl, v, "<= 4x",
+                    v <= 4, f"{1e9 * r['moreau_backward_s'] / 1e5:.1f} vs "
+                    f"{r['backward_ns_per_stage']:.1f} ns/stage; against the backward pass "
+                    f"that re-evaluates each VJP (Prop. D.6's unit): "
+                    f"{r['moreau_over_recompute_backward']:.1f}x"
+                    + (f"; Moreau backward floor {fl['moreau_backward_ns']:.1f} ns/stage, "
+                       f"achieved / floor {1e9 * r['moreau_backward_s'] / 1e5 / fl['moreau_backward_ns']:.2f}x"
+                       if "moreau_backward_ns" in fl else ""))
         # start-up at the smallest horizon measured in fresh processes, where the
         # evaluations themselves are negligible (at 1e6 they add up to 0.7 s of compute)
         for mode, target in (("uncached", 5.0), ("cached", 1.0)):
@@ -474,18 +507,25 @@ def markdown(data):
                    + "; ".join(f"`{x}`" for x in passes) + "; Moreau = "
                    "`MoreauOracle(alpha=1, gamma=0.5**dt)`, i.e. 0.5 per second of simulated time, "
                    "inner=\"paper\"):\n")
-        out.append("| T | gradient ns/stage | forward | backward | Moreau direction | "
-                   "Moreau / gradient | backward passes Moreau / gradient | max rel. diff of peers |")
-        out.append("|---|---|---|---|---|---|---|---|")
+        out.append("| T | gradient ns/stage | forward | backward | backward, recomputing VJPs | "
+                   "Moreau direction | Moreau backward | Moreau / gradient | "
+                   "backward passes Moreau / gradient | Moreau backward / recomputing "
+                   "backward | max rel. diff of peers |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|")
         for T in Ts:
             r = _row(rows, plant, T, "moreauctl")
             if r is None or r["status"] != "ok":
                 continue
             diffs = [x.get("max_rel_diff", 0.0) for x in rows if x["plant"] == plant
                      and x["T"] == T and x["tool"] != "moreauctl" and x["status"] == "ok"]
+            rec = r.get("backward_recompute_s")
+            mb = r.get("moreau_backward_s")
             out.append(f"| {T:.0e} | {r['ns_per_stage']:.1f} | {r['forward_ns_per_stage']:.1f} | "
-                       f"{r['backward_ns_per_stage']:.1f} | {_ms(r['moreau_s'])} | "
+                       f"{r['backward_ns_per_stage']:.1f} | "
+                       + (f"{1e9 * rec / T:.1f}" if rec else "—") + f" | {_ms(r['moreau_s'])} | "
+                       + (f"{1e9 * mb / T:.1f} ns/stage" if mb else "—") + " | "
                        f"{r['moreau_over_grad']:.1f}× | {r['moreau_over_grad_backward']:.1f}× | "
+                       + (f"{r['moreau_over_recompute_backward']:.1f}×" if mb else "—") + " | "
                        f"{max(diffs) if diffs else float('nan'):.1e} |")
         if data["meta"].get("moreau_runs"):
             out.append("\nThe Moreau columns come from " + str(len(data["meta"]["moreau_runs"]))
@@ -505,7 +545,16 @@ def markdown(data):
                        f"them: forward {fl['forward_trig_calls']}, gradient backward "
                        f"{fl['backward_trig_calls']} (the VJP recomputes the stage's "
                        f"trigonometry), about {fl['forward_trig_throughput_ns']:.1f} + "
-                       f"{fl['backward_trig_throughput_ns']:.1f} ns/stage at their throughput.")
+                       f"{fl['backward_trig_throughput_ns']:.1f} ns/stage at their throughput"
+                       " (the kernels' backward pass reads the values stored by the forward "
+                       "pass instead, when the chain stores them).")
+            if "moreau_backward_ns" in fl:
+                out.append(f"\nMoreau backward floor (`floor.moreau_floor`: the state line of "
+                           f"the pass when the Goldstein search accepts its unit trial, as on "
+                           f"almost every stage): {fl['moreau_backward_ns']:.1f} ns/stage "
+                           f"({_ops(fl['moreau_backward_ops'])}); the sin and cos of the "
+                           f"trial point lie on the costate recursion, so no stored value "
+                           f"can take them off it.")
         pr = [p for p in procs if p.get("plant") == plant and p.get("status") == "ok"]
         if pr:
             out.append(f"\n### {plant}: first-call latency and memory, fresh process per line "
@@ -770,10 +819,7 @@ def merge_runs(runs):
     data["rows"] = combine([r["rows"] for r in runs], key_row)
     for r in data["rows"]:  # ratios derived from medians, recomputed where they are stored
         if r["tool"] == "moreauctl" and r.get("status") == "ok":
-            r["ns_per_stage"] = 1e9 * r["median_s"] / r["T"]
-            r["moreau_over_grad"] = r["moreau_s"] / r["median_s"]
-            r["moreau_over_grad_backward"] = ((r["moreau_s"] - r["forward_s"])
-                                              / max(r["median_s"] - r["forward_s"], 1e-12))
+            _backward_ratios(r)
     data["processes"] = combine([r["processes"] for r in runs], key_proc)
     data["floor"] = {pl: med([r["floor"][pl] for r in runs if pl in r["floor"]])
                      for pl in runs[0]["floor"]}
@@ -790,7 +836,7 @@ def merge_runs(runs):
 
 
 MOREAU_FIELDS = ("moreau_s", "moreau_s_runs", "moreau_samples_s", "moreau_first_s",
-                 "moreau_gamma_stage", "moreau_zero_rows")
+                 "moreau_gamma_stage", "moreau_zero_rows", "moreau_backward_s")
 
 
 def replace_moreau(data, mdata):
@@ -804,10 +850,7 @@ def replace_moreau(data, mdata):
         for k in MOREAU_FIELDS:
             if k in m:
                 r[k] = m[k]
-        r["moreau_ns_per_stage"] = 1e9 * r["moreau_s"] / r["T"]
-        r["moreau_over_grad"] = r["moreau_s"] / r["median_s"]
-        r["moreau_over_grad_backward"] = ((r["moreau_s"] - r["forward_s"])
-                                          / max(r["median_s"] - r["forward_s"], 1e-12))
+        _backward_ratios(r)
     data["meta"]["moreau_runs"] = mdata["meta"].get("runs", [])
     data["acceptance"] = acceptance(data["rows"], data["processes"], data["floor"])
     return data

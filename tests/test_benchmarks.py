@@ -3,7 +3,9 @@ Timings are never asserted; only that the run completes and agrees with CasADi."
 import importlib.util
 import json
 import os
+import sys
 
+import numpy as np
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -13,6 +15,7 @@ def _load(name):
     path = os.path.join(HERE, "..", "benchmarks", name)
     spec = importlib.util.spec_from_file_location(name[:-3], path)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(name[:-3], mod)  # dataclasses look their module up there
     spec.loader.exec_module(mod)
     return mod
 
@@ -80,3 +83,30 @@ def test_floor_counts_pendulum():
     # backward: lam_th' = lam_th - dt g cos(theta) lam_om (cos off the chain: x is stored)
     ns_b, ops_b = floor.chain_floor(floor.dependency_matrix(bwd, 2, lat), lat)
     assert "cos" not in ops_b and "sin" not in ops_b
+
+
+def test_moreau_floor_models_the_kernel():
+    """floor.moreau_function is the Moreau pass's state line on its common path (unit
+    Goldstein trial accepted): on a one-stage chain with GBP for the objective its output
+    is the kernel's lam_0 (reference: the kernel, itself checked against scipy solves of
+    the prox subproblems in test_moreau.py). Its critical cycle holds one sincos and one
+    division (the Barzilai-Borwein step)."""
+    floor = _load("floor.py")
+    from moreauctl.oracles import MoreauOracle
+
+    from moreauctl import models
+
+    p = models.pendulum_swingup(horizon=1, dt=0.1)
+    w = np.array([[0.3]])
+    o = MoreauOracle(p.chain, alpha=1.0, gamma=0.5, rules=("gbp", "mbp", "mbp"))
+    assert o.gam_h == 0.5 and o.gam[0] == 0.5
+    out = o(w)
+    xT = out.states[-1]
+    lamT = 0.5 * np.array([2 * (xT[0] - np.pi), 2 * 0.1 * xT[1]])  # gam_h grad h(x_T)
+    lam0 = np.asarray(floor.moreau_function(p, c=0.5)(w[0], out.states[0], lamT)).ravel()
+    np.testing.assert_allclose(lam0, out.info["lam0"], rtol=1e-12)
+    lat = {"add": 1.0, "mul": 1.0, "div": 1.0, "neg": 1.0, "sqrt": 1.0, "sin": 10.0,
+           "cos": 10.0, "sincos": 10.0}
+    ns, ops = floor.moreau_floor(p, lat)
+    assert ops["sincos"] == 1.0 and ops["div"] == 1.0
+    assert ns == pytest.approx(sum(v * (10.0 if k == "sincos" else 1.0) for k, v in ops.items()))
