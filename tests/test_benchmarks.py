@@ -20,15 +20,6 @@ def _load(name):
     return mod
 
 
-def test_bench_gradient_smoke(tmp_path):
-    out = tmp_path / "r.json"
-    rows = _load("bench_gradient.py").main(["--horizons", "30", "--repeats", "1", "--out", str(out)])
-    assert rows[0]["T"] == 30
-    assert rows[0]["max_rel_diff_vs_casadi"] <= 1e-10  # reference: CasADi reverse mode
-    data = json.loads(out.read_text())
-    assert data["rows"][0]["T"] == 30 and "date" in data["meta"]
-
-
 def test_suite_smoke(tmp_path):
     """benchmarks/suite.py end to end at one tiny horizon, one repeat: every installed peer
     runs (the rest are skipped with a note), gradients agree with moreauctl's, the fresh-
