@@ -25,6 +25,16 @@ How the floor is computed here:
    actual angles of the benchmark trajectory.
 3. **Floor** = sum over the critical cycle of count x latency, forward plus backward.
 
+What the floor leaves out: a backward pass that reuses trigonometry needs the forward pass
+to produce it, and when a block needs ``sin`` and ``cos`` of one argument LLVM emits one
+``sincos`` call, whose latency (``lat["sincos"]``) exceeds ``sin``'s. On the pendulum the
+forward pass that stores ``cos(theta)`` has a ``sincos`` on its critical cycle instead of a
+``sin``: with the latencies measured on the benchmark trajectory (11.7 against 6.9 ns, the
+cycle spanning two stages) that is about 2.4 ns/stage above this floor; a separate ``cos`` call would be off the chain but costs
+more in throughput (measured: 13.2 ns/stage against 8.2 with ``sincos``).
+
+:func:`moreau_floor` applies the same count to the Moreau backward pass's costate line.
+
 Usage: python benchmarks/floor.py [--plant pendulum] [--T 10000]
 """
 from __future__ import annotations
