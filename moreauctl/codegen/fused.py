@@ -135,9 +135,29 @@ def _paper_prox(kind: str, n: int, nx: int, c: str, F0: str, g0: List[str], base
         L2 += [f"Fs = {c} * v + 0.5 * sq"]
         return L2
 
-    B = ["lo = 0.0", "hi = math.inf", "s = 1.0", "s_ok = 0.0", "k_ = 0"] + trial(True)
-    B += ["while True:"]
-    B += _indent([f"if not (Fs <= {F0} - 0.25 * s * gg):",   # too long (or NaN): shrink
+    def bb_step(s_ok: str) -> List[str]:
+        """Barzilai-Borwein step from y = -s_ok g0, with q the stage's raw subproblem
+        gradient term at y; writes the outputs."""
+        C = ["sy = 0.0", "ss = 0.0"]
+        for yi, qi, gi in zip(y, q, g0):
+            C += [f"{yi} = -{s_ok} * {gi}", f"{qi} = {c} * {qi} + {yi}",
+                  f"sy += {yi} * ({qi} - {gi})", f"ss += {yi} * {yi}"]
+        C += ["bb = ss / sy if (sy > 0.0 and math.isfinite(sy)) else 0.0"]
+        C += [f"{o} = {s_ok} * {gi} + bb * {qi}" for o, gi, qi in zip(out, g0, q)]
+        return C
+
+    # Fast path: the unit trial satisfies both Goldstein conditions (almost every stage).
+    # It is the search loop's first decision taken early, and its Barzilai-Borwein step is
+    # the general one with s_ok = 1.0 written as a literal (1.0 * g == g and -1.0 * g == -g
+    # exactly, so the bits do not change); straight-line code keeps the costate recursion
+    # free of the loop's bookkeeping.
+    B = trial(True)
+    B += [f"if (Fs <= {F0} - 0.25 * gg) and not (Fs < {F0} - 0.75 * gg):"]
+    B += _indent(bb_step("1.0"), 1)
+    B += ["else:"]
+    S = ["lo = 0.0", "hi = math.inf", "s = 1.0", "s_ok = 0.0", "k_ = 0"]
+    S += ["while True:"]
+    S += _indent([f"if not (Fs <= {F0} - 0.25 * s * gg):",   # too long (or NaN): shrink
                   "    hi = s",
                   "    s = 0.5 * (lo + hi)",
                   f"elif Fs < {F0} - 0.75 * s * gg:",        # too short: grow
@@ -150,18 +170,14 @@ def _paper_prox(kind: str, n: int, nx: int, c: str, F0: str, g0: List[str], base
                   "k_ += 1",
                   "if k_ == 30:",
                   "    break"] + trial(False), 1)
-    B += ["if s_ok == 0.0:"] + _indent([f"{o} = 0.0" for o in out], 1)
-    B += ["else:"]
+    S += ["if s_ok == 0.0:"] + _indent([f"{o} = 0.0" for o in out], 1)
+    S += ["else:"]
     C = ["if s_ok != 1.0:"]
     C += _indent([f"{zi} = {bi} - s_ok * {gi}" for zi, bi, gi in zip(z, base, g0)]
                  + [f"{_lhs(q)} = {grad}({args_z}, {_args(lam)})"], 1)
-    C += ["sy = 0.0", "ss = 0.0"]
-    for yi, qi, gi in zip(y, q, g0):
-        C += [f"{yi} = -s_ok * {gi}", f"{qi} = {c} * {qi} + {yi}",
-              f"sy += {yi} * ({qi} - {gi})", f"ss += {yi} * {yi}"]
-    C += ["bb = ss / sy if (sy > 0.0 and math.isfinite(sy)) else 0.0"]
-    C += [f"{o} = s_ok * {gi} + bb * {qi}" for o, gi, qi in zip(out, g0, q)]
-    B += _indent(C, 1)
+    C += bb_step("s_ok")
+    S += _indent(C, 1)
+    B += _indent(S, 1)
     L += _indent(B, 1)
     return L
 
