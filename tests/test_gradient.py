@@ -57,22 +57,6 @@ def test_linear_chain_gradient_closed_form():
     np.testing.assert_allclose(mc.gradient(p, w), ref, rtol=1e-12, atol=1e-14)
 
 
-def test_stored_jacobian_pass_equals_recomputing_pass():
-    # Algo 3 with stored (varying) Jacobian entries vs the backward pass that re-evaluates
-    # the stage VJPs: the same gradient up to rounding (both are CasADi's derivatives).
-    p = models.pendulum_swingup(horizon=300)
-    ch = p.chain
-    assert ch.store_jacobians and ch.njv == 1  # only -dt g/l cos(theta) varies
-    w = RNG.normal(size=(300, 1))
-    cost, X, G, lam0 = ch.value_and_gradient(w)
-    cost2, X2 = ch.forward(w)
-    G2, lam02 = ch.gradient(w, X2)
-    assert cost == cost2
-    np.testing.assert_array_equal(X, X2)
-    assert mc.relative_error(G, G2) <= 1e-13
-    assert mc.relative_error(lam0, lam02) <= 1e-13
-
-
 def test_stored_kind_follows_the_memory_budget():
     # pendulum: one varying Jacobian entry; RK4 cart-pole: 20 varying entries exceed the
     # budget 2 (nx + nw) = 10, so its 8 sin/cos values (4 RK sub-stages) are stored instead
@@ -85,13 +69,17 @@ def test_stored_kind_follows_the_memory_budget():
     assert not cp3.store_jacobians and cp3.stored == "none"
 
 
-@pytest.mark.parametrize("kw", [dict(scheme="rk4"), dict(scheme="rk4", substeps=3),
-                                dict(scheme="euler")])
-def test_cartpole_stored_passes_equal_recomputing_pass(kw):
-    # the stored-values pass against the recomputing pass and CasADi's reverse mode
-    p = models.cartpole_swingup(horizon=40, **kw)
+@pytest.mark.parametrize("make,kw,T", [
+    (models.pendulum_swingup, {}, 300),                     # stores Jacobian entries
+    (models.cartpole_swingup, dict(scheme="rk4"), 40),     # stores sin/cos values
+    (models.cartpole_swingup, dict(scheme="rk4", substeps=3), 40),  # recomputes
+    (models.cartpole_swingup, dict(scheme="euler"), 40)])
+def test_stored_passes_equal_recomputing_pass(make, kw, T):
+    # Algo 3 with stored per-stage values vs the backward pass that re-evaluates the stage
+    # VJPs, and CasADi's reverse mode: the same gradient up to rounding
+    p = make(horizon=T, **kw)
     ch = p.chain
-    w = RNG.normal(size=(40, 1))
+    w = RNG.normal(size=(T, 1))
     cost, X, G, lam0 = ch.value_and_gradient(w)
     cost2, X2 = ch.forward(w)
     G2, lam02 = ch.gradient(w, X2)
