@@ -182,6 +182,17 @@ def _paper_prox(kind: str, n: int, nx: int, c: str, F0: str, g0: List[str], base
     return L
 
 
+def _mbp_or_gbp(affine: bool, flag: str, out: List[str], lin: List[str],
+                prox: List[str]) -> List[str]:
+    """One line of Algo 2: the prox lines when the runtime ``flag`` asks for MBP, else the
+    linearized direction ``lin``. A stage affine in the variable makes the two coincide
+    (the closed form of the prox), so only the copy is emitted."""
+    copy = [f"{a} = {b}" for a, b in zip(out, lin)]
+    if affine:
+        return copy
+    return [f"if {flag}:"] + _indent(prox, 1) + ["else:"] + _indent(copy, 1)
+
+
 def _backward_moreau_paper(nx: int, nw: int, njv: int, store: bool,
                            affine_w: bool, affine_x: bool, quad_h: bool) -> List[str]:
     lam = _names("l", nx)
@@ -232,20 +243,12 @@ def _backward_moreau_paper(nx: int, nw: int, njv: int, store: bool,
     body += ["F0 = 0.0", "if mbp_x or mbp_w:"]
     body += _indent([f"F0 += {li} * X[t + 1, {i}]" for i, li in enumerate(lam)], 1)
     body += ["a = alp[t]"] + [f"{g} *= a" for g in gw]
-    if not affine_w:
-        body += ["if mbp_w:"]
-        body += _indent(_paper_prox("w", nw, nx, "a", "a * F0", gw, wt, xt, lam, gt), 1)
-        body += ["else:"] + _indent([f"{a} = {b}" for a, b in zip(gt, gw)], 1)
-    else:
-        body += [f"{a} = {b}" for a, b in zip(gt, gw)]
+    body += _mbp_or_gbp(affine_w, "mbp_w", gt, gw,
+                        _paper_prox("w", nw, nx, "a", "a * F0", gw, wt, xt, lam, gt))
     body += [f"G[t, {i}] = {g}" for i, g in enumerate(gt)]
     body += ["c = gam[t]"] + [f"{g} *= c" for g in gx]
-    if not affine_x:
-        body += ["if mbp_x:"]
-        body += _indent(_paper_prox("x", nx, nx, "c", "c * F0", gx, xt, wt, lam, nxt), 1)
-        body += ["else:"] + _indent([f"{a} = {b}" for a, b in zip(nxt, gx)], 1)
-    else:
-        body += [f"{a} = {b}" for a, b in zip(nxt, gx)]
+    body += _mbp_or_gbp(affine_x, "mbp_x", nxt, gx,
+                        _paper_prox("x", nx, nx, "c", "c * F0", gx, xt, wt, lam, nxt))
     ok = " and ".join([f"math.isfinite({v})" for v in nxt + gt])
     body += [f"if not ({ok}):", "    return t"]
     body += [f"{a} = {b}" for a, b in zip(lam, nxt)]

@@ -324,6 +324,55 @@ def _unsupported(op: int, fn: ca.Function, name: str, k: int) -> UnsupportedOper
 # ---------------------------------------------------------------------------------------
 
 
+def _walk(fn: ca.Function, name: str, out_layouts: List[tuple], store) -> tuple:
+    """One statement per instruction of ``fn``'s tape, shared by both calling conventions.
+
+    ``store(ind, pos, value)`` returns the statement writing work variable ``value`` to
+    dense position ``pos`` of output ``ind``. Inputs are read from locals ``i{ind}_{nz}``.
+
+    Returns
+    -------
+    body : list of str
+    used : set of (input, nz)
+        Input entries the tape reads.
+    written : list of set of int
+        Per output, the dense positions the tape writes.
+    """
+    body: List[str] = []
+    used = set()
+    written = [set() for _ in out_layouts]
+    for k in range(fn.n_instructions()):
+        op = fn.instruction_id(k)
+        label = op_name(op)
+        args = fn.instruction_input(k)
+        res = fn.instruction_output(k)
+        if label == "OP_INPUT":
+            # instruction_input = [input index, nonzero index]; dense column, so nz = row.
+            ind, nz = args
+            used.add((ind, nz))
+            body.append(f"w{res[0]} = i{ind}_{nz}")
+        elif label == "OP_OUTPUT":
+            # instruction_output = [output index, nonzero index] -> dense position.
+            ind, nz = res
+            pos = out_layouts[ind][1][nz]
+            body.append(store(ind, pos, f"w{args[0]}"))
+            written[ind].add(pos)
+        elif label == "OP_CONST":
+            body.append(f"w{res[0]} = {float_literal(fn.instruction_constant(k))}")
+        elif label in _UNARY:
+            body.append(f"w{res[0]} = " + _UNARY[label].format(x=f"w{args[0]}"))
+        elif label in _BINARY:
+            body.append(
+                f"w{res[0]} = " + _BINARY[label].format(x=f"w{args[0]}", y=f"w{args[1]}")
+            )
+        elif label in _BLOCK:
+            arity, builder = _BLOCK[label]
+            body.extend(builder(*[f"w{a}" for a in args[:arity]], f"w{res[0]}"))
+        else:
+            raise _unsupported(op, fn, name, k)
+    return body, used, written
+
+
 def translate(fn: ca.Function, name: str) -> str:
     """Python source of one numba-compilable function evaluating an SX Function.
 
@@ -360,48 +409,17 @@ def translate(fn: ca.Function, name: str) -> str:
 
     ins = [f"i{i}" for i in range(fn.n_in())]
     outs = [f"o{k}" for k in range(fn.n_out())]
-    body: List[str] = []
-    loads: Dict[tuple, str] = {}  # (input, nz) -> local holding it
-    written = [set() for _ in outs]
-
-    for k in range(fn.n_instructions()):
-        op = fn.instruction_id(k)
-        label = op_name(op)
-        args = fn.instruction_input(k)
-        res = fn.instruction_output(k)
-        if label == "OP_INPUT":
-            # instruction_input = [input index, nonzero index]; dense column, so nz = row.
-            ind, nz = args
-            local = loads.setdefault((ind, nz), f"i{ind}_{nz}")
-            body.append(f"w{res[0]} = {local}")
-        elif label == "OP_OUTPUT":
-            # instruction_output = [output index, nonzero index] -> dense position.
-            ind, nz = res
-            body.append(f"o{ind}[{out_layouts[ind][1][nz]}] = w{args[0]}")
-            written[ind].add(nz)
-        elif label == "OP_CONST":
-            body.append(f"w{res[0]} = {float_literal(fn.instruction_constant(k))}")
-        elif label in _UNARY:
-            body.append(f"w{res[0]} = " + _UNARY[label].format(x=f"w{args[0]}"))
-        elif label in _BINARY:
-            body.append(
-                f"w{res[0]} = " + _BINARY[label].format(x=f"w{args[0]}", y=f"w{args[1]}")
-            )
-        elif label in _BLOCK:
-            arity, builder = _BLOCK[label]
-            body.extend(builder(*[f"w{a}" for a in args[:arity]], f"w{res[0]}"))
-        else:
-            raise _unsupported(op, fn, name, k)
+    body, used, written = _walk(fn, name, out_layouts,
+                                lambda ind, pos, v: f"o{ind}[{pos}] = {v}")
 
     # Read every used input entry before any output is written, so outputs may alias
     # inputs. (CasADi interleaves OP_INPUT and OP_OUTPUT freely.)
-    head = [f"{local} = i{ind}[{nz}]" for (ind, nz), local in sorted(loads.items())]
+    head = [f"i{ind}_{nz} = i{ind}[{nz}]" for ind, nz in sorted(used)]
 
     # Structural zeros (plus, defensively, any nonzero CasADi never wrote).
     zeros: List[str] = []
-    for ind, (numel, dense) in enumerate(out_layouts):
-        filled = {dense[nz] for nz in written[ind]}
-        zeros.extend(_zero_fill_lines(f"o{ind}", [p for p in range(numel) if p not in filled]))
+    for ind, (numel, _) in enumerate(out_layouts):
+        zeros.extend(_zero_fill_lines(f"o{ind}", [p for p in range(numel) if p not in written[ind]]))
 
     doc = _describe(fn, in_numels, out_layouts)
     lines = [f"def {name}({', '.join(ins + outs)}):"]
@@ -438,32 +456,7 @@ def translate_scalar(fn: ca.Function, name: str) -> str:
     in_numels = _input_numels(fn)
     out_layouts = _output_layouts(fn)
     params = [f"i{i}_{j}" for i, n in enumerate(in_numels) for j in range(n)]
-    body: List[str] = []
-    written = [set() for _ in out_layouts]
-    for k in range(fn.n_instructions()):
-        label = op_name(fn.instruction_id(k))
-        args = fn.instruction_input(k)
-        res = fn.instruction_output(k)
-        if label == "OP_INPUT":
-            body.append(f"w{res[0]} = i{args[0]}_{args[1]}")
-        elif label == "OP_OUTPUT":
-            ind, nz = res
-            pos = out_layouts[ind][1][nz]
-            body.append(f"o{ind}_{pos} = w{args[0]}")
-            written[ind].add(pos)
-        elif label == "OP_CONST":
-            body.append(f"w{res[0]} = {float_literal(fn.instruction_constant(k))}")
-        elif label in _UNARY:
-            body.append(f"w{res[0]} = " + _UNARY[label].format(x=f"w{args[0]}"))
-        elif label in _BINARY:
-            body.append(
-                f"w{res[0]} = " + _BINARY[label].format(x=f"w{args[0]}", y=f"w{args[1]}")
-            )
-        elif label in _BLOCK:
-            arity, builder = _BLOCK[label]
-            body.extend(builder(*[f"w{a}" for a in args[:arity]], f"w{res[0]}"))
-        else:
-            raise _unsupported(fn.instruction_id(k), fn, name, k)
+    body, _, written = _walk(fn, name, out_layouts, lambda ind, pos, v: f"o{ind}_{pos} = {v}")
     outs = []
     zeros = []
     for ind, (numel, _) in enumerate(out_layouts):
