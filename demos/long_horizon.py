@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from moreauctl.cli_sweep import allow_negative_ranges
+from moreauctl.cli_sweep import add_study_arguments
 from moreauctl.studies import horizon_sweep, powers_of_two
 
 
@@ -41,18 +41,11 @@ def methods(grid, gamma=0.5, ref_dt=0.1):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="results/long_horizon")
-    ap.add_argument("--horizons", default="100,1000,10000")
     ap.add_argument("--total-time", type=float, default=10.0, help="seconds (default 10)")
     ap.add_argument("--iters", type=int, default=50)
-    ap.add_argument("--steps", default="-4:20", help="step grid 2^LO..2^HI (default -4:20)")
-    ap.add_argument("--workers", type=int, default=None)
-    ap.add_argument("--executor", default=None, choices=["process", "serial"])
-    ap.add_argument("--quiet", action="store_true")
-    args = allow_negative_ranges(ap).parse_args(argv)
-    horizons = [int(v) for v in args.horizons.split(",")]
-    lo, hi = (int(v) for v in args.steps.split(":"))
-    res = horizon_sweep("pendulum", horizons, methods(powers_of_two(lo, hi)), iters=args.iters,
-                        scaling="fixed-time", total_time=args.total_time, dt=None,
+    args = add_study_arguments(ap, horizons="100,1000,10000", steps="-4:20").parse_args(argv)
+    res = horizon_sweep("pendulum", args.horizons, methods(powers_of_two(*args.steps)),
+                        iters=args.iters, scaling="fixed-time", total_time=args.total_time, dt=None,
                         problem_kwargs={"scheme": "rk4"}, executor=args.executor,
                         workers=args.workers, out=args.out, progress=not args.quiet)
     if not args.quiet:

@@ -20,7 +20,7 @@ import math
 import os
 import sys
 
-from moreauctl.cli_sweep import allow_negative_ranges
+from moreauctl.cli_sweep import add_study_arguments
 from moreauctl.studies import format_step, horizon_sweep, powers_of_two
 from moreauctl.studies.store import write_text_atomic
 
@@ -62,26 +62,21 @@ def reproduction_table(by_best, by_auc) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="results/paper_fig3")
-    ap.add_argument("--horizons", default="50,100", help="comma-separated (paper: 50,100)")
     ap.add_argument("--iters", type=int, default=50, help="iterations (paper: 50)")
-    ap.add_argument("--steps", default="-10:14",
-                    help="step grid 2^LO..2^HI for every method (default -10:14)")
     ap.add_argument("--scheme", default="euler",
                     help="discretization (paper, E.1.1: euler; try semi-implicit-euler or rk4)")
-    ap.add_argument("--workers", type=int, default=None)
-    ap.add_argument("--executor", default=None, choices=["process", "serial"])
-    ap.add_argument("--quiet", action="store_true")
-    args = allow_negative_ranges(ap).parse_args(argv)
-    horizons = [int(v) for v in args.horizons.split(",")]
-    lo, hi = (int(v) for v in args.steps.split(":"))
-    grid = powers_of_two(lo, hi)
+    args = add_study_arguments(ap, horizons="50,100", steps="-10:14",
+                               horizons_help="comma-separated horizons (paper: 50,100)",
+                               steps_help="step grid 2^LO..2^HI for every method"
+                               ).parse_args(argv)
+    grid = powers_of_two(*args.steps)
     methods = {k: dict(v, steps=grid) for k, v in METHODS.items()}
     common = dict(iters=args.iters, dt=0.1, problem_kwargs={"scheme": args.scheme},
                   executor=args.executor, workers=args.workers, out=args.out,
                   progress=not args.quiet)
-    by_best = horizon_sweep("pendulum", horizons, methods, criterion="best", **common)
+    by_best = horizon_sweep("pendulum", args.horizons, methods, criterion="best", **common)
     # same cells, another criterion: everything is loaded from --out, nothing recomputed
-    by_auc = horizon_sweep("pendulum", horizons, methods, criterion="auc", report=False, **common)
+    by_auc = horizon_sweep("pendulum", args.horizons, methods, criterion="auc", report=False, **common)
     table = reproduction_table(by_best, by_auc)
     write_text_atomic(os.path.join(args.out, "reproduction.md"), table)
     if not args.quiet:

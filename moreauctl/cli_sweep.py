@@ -18,7 +18,8 @@ import sys
 
 from .cli import _positive_float
 
-__all__ = ["add_sweep_parser", "cmd_sweep", "parse_steps", "allow_negative_ranges"]
+__all__ = ["add_sweep_parser", "cmd_sweep", "parse_steps", "allow_negative_ranges",
+           "add_study_arguments"]
 
 
 def _int_list(s):
@@ -72,6 +73,29 @@ def allow_negative_ranges(parser: argparse.ArgumentParser) -> argparse.ArgumentP
     """
     parser._negative_number_matcher = re.compile(r"^-\d+$|^-\d*\.\d+$|^-\d+:-?\d+$")
     return parser
+
+
+def _range_arg(s):
+    try:
+        return _exponent_range(s)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_study_arguments(parser: argparse.ArgumentParser, *, horizons: str, steps: str,
+                        horizons_help: str = "comma-separated horizons",
+                        steps_help: str = "step grid 2^LO..2^HI") -> argparse.ArgumentParser:
+    """Options shared by the study scripts in ``demos/``, validated like ``moreauctl sweep``'s:
+    ``--horizons`` (-> list of int), ``--steps LO:HI`` (-> ``(lo, hi)``), ``--workers``,
+    ``--executor`` (process or serial; default: the study's own) and ``--quiet``."""
+    parser.add_argument("--horizons", type=_int_list, default=_int_list(horizons),
+                        help=f"{horizons_help} (default {horizons})")
+    parser.add_argument("--steps", type=_range_arg, default=_exponent_range(steps),
+                        help=f"{steps_help} (default {steps})")
+    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--executor", default=None, choices=["process", "serial"])
+    parser.add_argument("--quiet", action="store_true")
+    return allow_negative_ranges(parser)
 
 
 def add_sweep_parser(subparsers) -> argparse.ArgumentParser:

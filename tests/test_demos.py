@@ -58,3 +58,20 @@ def test_long_horizon_small(tmp_path, capsys):
         if spec["horizon"] == 200 and spec.get("solve_kwargs", {}).get("gamma") is not None:
             gammas.add(round(spec["solve_kwargs"]["gamma"], 12))
     assert gammas == {0.5, round(0.5 ** 0.5, 12)}
+
+
+def test_study_arguments_are_validated(capsys):
+    # the demos parse --horizons/--steps like `moreauctl sweep`: bad values are named
+    import argparse
+
+    from moreauctl.cli_sweep import add_study_arguments
+
+    ap = add_study_arguments(argparse.ArgumentParser(), horizons="50,100", steps="-10:14")
+    args = ap.parse_args([])
+    assert args.horizons == [50, 100] and args.steps == (-10, 14)
+    assert ap.parse_args(["--steps", "-3:-1"]).steps == (-3, -1)
+    for bad, msg in [(["--horizons", "50,x"], "comma-separated integers"),
+                     (["--steps", "3:1"], "LO <= HI")]:
+        with pytest.raises(SystemExit):
+            ap.parse_args(bad)
+        assert msg in capsys.readouterr().err

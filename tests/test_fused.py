@@ -67,7 +67,7 @@ def test_fused_gradient_kernels_equal_generic_bitwise(make, T):
 
 
 @pytest.mark.parametrize("make,T", PROBLEMS)
-@pytest.mark.parametrize("rules", ["mbp", ("gbp", "mbp", "gbp"), ("mbp", "gbp", "mbp")])
+@pytest.mark.parametrize("rules", ["mbp", "gbp", ("gbp", "mbp", "gbp"), ("mbp", "gbp", "mbp")])
 def test_fused_moreau_equals_generic_bitwise(make, T, rules):
     p = make(horizon=T)
     ch, k = p.chain, p.chain.kernels

@@ -193,24 +193,20 @@ def test_nan_in_backward_ends_run_naming_the_stage():
 @pytest.mark.parametrize("make,T", [(models.pendulum_swingup, 40), (models.cartpole_swingup, 30)])
 @pytest.mark.parametrize("rules", ["mbp", "gbp", ("mbp", "gbp", "mbp"), ("gbp", "mbp", "gbp")])
 def test_flat_paper_kernels_equal_generic_kernel(make, T, rules):
-    # The fast "paper" kernels are rewrites of the generic one: the flat array kernel and the
-    # fused scalar kernel (moreauctl.codegen.fused) give the same numbers to the last bit
-    # (reference: backward_moreau with inner="paper", the kernel the other tests check).
-    # Fed with stored Jacobian entries (what the oracle does when the chain stores them),
-    # the fused kernel's first VJP per stage rounds differently: equal to ~1e-15.
+    # The flat array "paper" kernel is a rewrite of the generic one: the same numbers to the
+    # last bit (reference: backward_moreau with inner="paper", the kernel the other tests
+    # check; the fused scalar kernel is pinned to it in test_fused.py). Fed with stored
+    # values (what the oracle does when the chain stores them), the fused kernel's first
+    # VJP per stage rounds differently: equal to ~1e-15.
     p = make(horizon=T)
     ch, k = p.chain, p.chain.kernels
     w = 0.5 * RNG.normal(size=(T, p.nw))
     slow = MoreauOracle(ch, alpha=2.0, gamma=0.7, rules=rules, diagnostics=True)(w)
     o = MoreauOracle(ch, alpha=2.0, gamma=0.7, rules=rules)
-    X = slow.states
-    for kernel, extra in [(k.backward_moreau_paper, ()),
-                          (k.f_backward_moreau_paper, (np.empty((0, ch.njv)), False))]:
-        G, lam0 = np.empty_like(w), np.empty(ch.nx)
-        args = (w, X) + extra + (o.gam_h, o.gam, o.alp, o.rules, G, lam0)
-        assert kernel(*args) == -1
-        np.testing.assert_array_equal(G, slow.direction)
-        np.testing.assert_array_equal(lam0, slow.info["lam0"])
+    G, lam0 = np.empty_like(w), np.empty(ch.nx)
+    assert k.backward_moreau_paper(w, slow.states, o.gam_h, o.gam, o.alp, o.rules, G, lam0) == -1
+    np.testing.assert_array_equal(G, slow.direction)
+    np.testing.assert_array_equal(lam0, slow.info["lam0"])
     fast = o(w)  # the oracle's path: fused kernels, stored Jacobian entries if any
     assert ch.fused
     np.testing.assert_allclose(fast.direction, slow.direction, rtol=1e-12, atol=1e-14)
