@@ -6,7 +6,7 @@
 >>> res = mc.solve(prob, method="gd", step=0.5, iters=50, verbose=False)
 """
 from . import models
-from .api import check_gradient, gradient, objective, relative_error, rollout
+from .api import check_gradient, gradient, moreau_direction, objective, relative_error, rollout
 from .chain import Chain
 from .plant import Plant
 from .problem import ControlProblem

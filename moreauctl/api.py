@@ -59,3 +59,9 @@ def check_gradient(problem, w=None, eps: float = 1e-5, return_fd: bool = False):
         fd[idx] = (jp - jm) / (2 * eps)
     err = relative_error(g, fd)
     return (err, fd) if return_fd else err
+
+
+def moreau_direction(problem, w=None, **options):
+    """One Moreau back-propagation (Algo 1-2) at ``w``: the oracle's output."""
+    from .oracles import MoreauOracle
+    return MoreauOracle(problem.chain, **options)(problem.check_w(w))
