@@ -7,10 +7,11 @@ display.
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
+
+from ._io import atomic_path
 
 __all__ = ["plot_solve", "plot_min_cost", "save_figure"]
 
@@ -24,20 +25,11 @@ def _plt():
 
 
 def save_figure(fig, path: str) -> str:
-    """Save ``fig`` to ``path`` through a temporary file, so the file is complete or absent."""
-    path = os.fspath(path)
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    ext = os.path.splitext(path)[1] or ".png"
-    fd, tmp = tempfile.mkstemp(dir=d, suffix=ext, prefix=".tmp-")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    """Save ``fig`` to ``path`` (format from the extension), complete or absent."""
+    ext = os.path.splitext(os.fspath(path))[1] or ".png"
+    with atomic_path(path, suffix=ext) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", format=ext[1:])
+    return os.fspath(path)
 
 
 def plot_solve(result, problem, path: Optional[str] = None):

@@ -30,7 +30,6 @@ import importlib
 import importlib.util
 import os
 import sys
-import tempfile
 import threading
 import types
 from typing import Dict, Mapping, Optional
@@ -39,6 +38,7 @@ import casadi as ca
 import numba
 
 from moreauctl import _config
+from moreauctl._io import atomic_write
 from moreauctl.codegen.translate import (
     CODEGEN_VERSION,
     _check_function,
@@ -149,28 +149,6 @@ def module_source(functions: Mapping[str, ca.Function], extra_source: str = "",
     return "".join(parts)
 
 
-def _write_atomically(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same directory + ``os.replace``,
-    so no reader (or numba's cache stamp) ever sees a half-written module."""
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp_", suffix=".py.part")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        # Another process may have published the same file meanwhile; keep theirs so its
-        # modification stamp (which numba's cache index records) stays put.
-        if os.path.exists(path):
-            os.unlink(tmp)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _import_file(module_name: str, path: str) -> types.ModuleType:
     """Import ``path`` as ``module_name`` and register it in ``sys.modules``
     (numba's cache and pickling look generated functions up by module)."""
@@ -248,7 +226,9 @@ def build_module(
             # Translate only on a miss: this is the expensive Python part.
             text = module_source(functions, extra_source, scalar_functions)
             os.makedirs(directory, exist_ok=True)
-            _write_atomically(path, text)
+            # Another process may publish the same file meanwhile; keep theirs so its
+            # modification stamp (which numba's cache index records) stays put.
+            atomic_write(path, text, keep_existing=True)
         module = _import_file(f"_moreauctl_generated_{stem}", path)
         module.__moreauctl_key__ = key
         _MODULES[path] = module

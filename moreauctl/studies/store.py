@@ -20,9 +20,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from typing import Any, Iterator, Mapping, Optional
+
+from .._io import TMP_PREFIX, write_json_atomic, write_text_atomic
 
 __all__ = ["CELL_FORMAT", "cell_key", "write_json_atomic", "write_text_atomic", "CellStore"]
 
@@ -59,44 +60,6 @@ def cell_key(spec: Mapping[str, Any]) -> str:
     T = spec.get("horizon", "")
     method = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(spec.get("method", "")))
     return f"{kind}-T{T}-{method}-{digest}"
-
-
-def _fsync_dir(d: str) -> None:
-    try:
-        fd = os.open(d, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def write_text_atomic(path: str, text: str) -> str:
-    """Write ``text`` to ``path`` through a temporary file in the same directory + rename."""
-    path = os.fspath(path)
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".part")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    _fsync_dir(d)
-    return path
-
-
-def write_json_atomic(path: str, obj: Any) -> str:
-    """``json.dump`` ``obj`` to ``path`` atomically (complete or absent)."""
-    return write_text_atomic(path, json.dumps(obj, indent=1, allow_nan=False))
 
 
 class CellStore:
@@ -141,7 +104,7 @@ class CellStore:
         """Remove temporaries left by a writer that was killed mid-write; returns how many."""
         n = 0
         for name in os.listdir(self.cells_dir):
-            if name.startswith(".tmp-"):
+            if name.startswith(TMP_PREFIX):
                 try:
                     os.remove(os.path.join(self.cells_dir, name))
                     n += 1

@@ -1,0 +1,108 @@
+"""Files that are complete or absent: the one atomic writer.
+
+Every file moreauctl writes (study cells, summaries, JSON results, figures, generated kernel
+modules) goes through :func:`atomic_write`: the bytes are written to a temporary file in the
+destination's directory, flushed to disk, given the permissions a plain ``open(path, "w")``
+would give (``0666`` minus the process umask, so a group-shared directory stays usable;
+``mkstemp`` alone would leave ``0600``), then renamed over the destination. ``os.replace``
+is atomic on POSIX and Windows, so a reader, or a process killed at any instant, sees either
+the old file, the new one, or none.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import threading
+from typing import Any, Iterator, Union
+
+__all__ = ["atomic_write", "atomic_path", "write_text_atomic", "write_json_atomic",
+           "umask", "TMP_PREFIX"]
+
+#: Prefix of temporaries; readers skip such names and cleaners may remove them.
+TMP_PREFIX = ".tmp-"
+
+_UMASK_LOCK = threading.Lock()
+
+
+def umask() -> int:
+    """The process umask (read without changing it for longer than two system calls)."""
+    with _UMASK_LOCK:
+        m = os.umask(0o022)
+        os.umask(m)
+    return m
+
+
+def _fsync_dir(d: str) -> None:
+    try:
+        fd = os.open(d, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(path: Union[str, os.PathLike], *, suffix: str = "", keep_existing: bool = False,
+                mode: int = 0o666) -> Iterator[str]:
+    """Yield a temporary path next to ``path``; on normal exit it is renamed to ``path``.
+
+    Parameters
+    ----------
+    path : path-like
+        Destination. Its directory is created if needed.
+    suffix : str
+        Suffix of the temporary name (matplotlib picks the format from it).
+    keep_existing : bool
+        If ``path`` already exists when the writer finishes, keep it and drop ours (for
+        content-addressed files whose modification stamp others have recorded).
+    mode : int
+        Permission bits before the umask is applied (``0o666`` like ``open``).
+    """
+    path = os.fspath(path)
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=TMP_PREFIX, suffix=suffix + ".part")
+    os.close(fd)
+    try:
+        yield tmp
+        os.chmod(tmp, mode & ~umask())
+        if keep_existing and os.path.exists(path):
+            os.unlink(tmp)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(d)
+
+
+def atomic_write(path: Union[str, os.PathLike], data: Union[str, bytes], *,
+                 keep_existing: bool = False) -> str:
+    """Write ``data`` (text is UTF-8 encoded) to ``path`` atomically; returns ``path``."""
+    raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    with atomic_path(path, keep_existing=keep_existing) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(raw)
+            f.flush()
+            os.fsync(f.fileno())
+    return os.fspath(path)
+
+
+def write_text_atomic(path: Union[str, os.PathLike], text: str) -> str:
+    """Text file, complete or absent."""
+    return atomic_write(path, text)
+
+
+def write_json_atomic(path: Union[str, os.PathLike], obj: Any, **dump_kw) -> str:
+    """``json.dumps(obj)`` to ``path``, complete or absent (NaN/inf refused by default:
+    JSON has no such values; :meth:`moreauctl.SolveResult.to_dict` spells them out)."""
+    dump_kw.setdefault("indent", 1)
+    dump_kw.setdefault("allow_nan", False)
+    return atomic_write(path, json.dumps(obj, **dump_kw))

@@ -1,0 +1,102 @@
+"""Argument checks shared by every public entry point (one copy of each).
+
+Each returns the converted value or raises a ``ValueError``/``TypeError`` whose message names
+the argument, what was expected and what arrived (``"step must be a finite number > 0; got
+-1"``). Nothing here knows about chains or problems.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+__all__ = ["positive_number", "nonnegative_number", "positive_int", "nonnegative_int",
+           "fraction", "finite_array", "positive_array", "choice"]
+
+
+def _number(name: str, value, expected: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
+        try:  # numpy 0-d arrays and numeric strings from config files
+            return float(value)
+        except (TypeError, ValueError):
+            raise TypeError(f"{name} must be {expected}; got {value!r}") from None
+    return float(value)
+
+
+def positive_number(name: str, value) -> float:
+    """A finite float ``> 0``."""
+    v = _number(name, value, "a finite number > 0")
+    if not (math.isfinite(v) and v > 0):
+        raise ValueError(f"{name} must be a finite number > 0; got {value!r}")
+    return v
+
+
+def nonnegative_number(name: str, value) -> float:
+    """A finite float ``>= 0``."""
+    v = _number(name, value, "a finite number >= 0")
+    if not (math.isfinite(v) and v >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0; got {value!r}")
+    return v
+
+
+def fraction(name: str, value) -> float:
+    """A float in ``[0, 1)`` (momentum and averaging coefficients)."""
+    v = _number(name, value, "a number in [0, 1)")
+    if not (0.0 <= v < 1.0):
+        raise ValueError(f"{name} must be in [0, 1); got {value!r}")
+    return v
+
+
+def _integer(name: str, value, lo: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
+        raise (TypeError if not isinstance(value, (numbers.Real, np.floating)) else ValueError)(
+            f"{name} must be an integer >= {lo}; got {value!r}")
+    if value < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}; got {value!r}")
+    return int(value)
+
+
+def positive_int(name: str, value) -> int:
+    """An integer ``>= 1`` (bools rejected)."""
+    return _integer(name, value, 1)
+
+
+def nonnegative_int(name: str, value) -> int:
+    """An integer ``>= 0`` (bools rejected)."""
+    return _integer(name, value, 0)
+
+
+def finite_array(name: str, value, shape: Optional[Tuple[int, ...]] = None) -> np.ndarray:
+    """A C-contiguous float64 array of finite entries (of ``shape`` if given; a new array
+    only when a conversion is needed)."""
+    try:
+        arr = np.ascontiguousarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be an array of numbers; got {type(value).__name__}") from None
+    if shape is not None and arr.shape != tuple(shape):
+        raise ValueError(f"{name} has shape {arr.shape}; expected {tuple(shape)}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must have finite entries; found "
+                         f"{int(np.sum(~np.isfinite(arr)))} non-finite")
+    return arr
+
+
+def positive_array(name: str, value, shape: Tuple[int, ...]) -> np.ndarray:
+    """A float64 array of ``shape`` with finite entries ``> 0``."""
+    arr = finite_array(name, value, shape)
+    if arr.size and not np.all(arr > 0):
+        raise ValueError(f"{name} must have entries > 0; got min {arr.min()!r}")
+    return arr
+
+
+def choice(name: str, value, options: Union[Sequence, dict]):
+    """``value`` if it is one of ``options``, else a ValueError listing them."""
+    try:
+        ok = value in options
+    except TypeError:  # unhashable
+        ok = False
+    if not ok:
+        raise ValueError(f"unknown {name} {value!r}; choose one of {sorted(map(str, options))}")
+    return value
