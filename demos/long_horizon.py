@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from moreauctl.cli_sweep import add_study_arguments
+from moreauctl.cli.args import add_study_arguments, nonnegative_int, positive_float
 from moreauctl.studies import horizon_sweep, powers_of_two
 
 
@@ -41,8 +41,8 @@ def methods(grid, gamma=0.5, ref_dt=0.1):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="results/long_horizon")
-    ap.add_argument("--total-time", type=float, default=10.0, help="seconds (default 10)")
-    ap.add_argument("--iters", type=int, default=50)
+    ap.add_argument("--total-time", type=positive_float, default=10.0, help="seconds (default 10)")
+    ap.add_argument("--iters", type=nonnegative_int, default=50)
     args = add_study_arguments(ap, horizons="100,1000,10000", steps="-4:20").parse_args(argv)
     res = horizon_sweep("pendulum", args.horizons, methods(powers_of_two(*args.steps)),
                         iters=args.iters, scaling="fixed-time", total_time=args.total_time, dt=None,

@@ -16,13 +16,11 @@ Writes the sweep's cells, summary.csv/.md and figures under --out, plus
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 
-from moreauctl.cli_sweep import add_study_arguments
-from moreauctl.studies import format_step, horizon_sweep, powers_of_two
-from moreauctl.studies.store import write_text_atomic
+from moreauctl.cli.args import add_scheme_arg, add_study_arguments, nonnegative_int
+from moreauctl.studies import format_step, horizon_sweep, powers_of_two, write_text_atomic
 
 #: the steps the paper reports (E.2.2): label -> {T: step}
 PAPER_STEPS = {"gd": {50: 1.0, 100: 0.25}, "moreau-gd": {50: 2.0 ** 7, 100: 2.0 ** 7}}
@@ -62,9 +60,9 @@ def reproduction_table(by_best, by_auc) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="results/paper_fig3")
-    ap.add_argument("--iters", type=int, default=50, help="iterations (paper: 50)")
-    ap.add_argument("--scheme", default="euler",
-                    help="discretization (paper, E.1.1: euler; try semi-implicit-euler or rk4)")
+    ap.add_argument("--iters", type=nonnegative_int, default=50, help="iterations (paper: 50)")
+    add_scheme_arg(ap, default="euler",
+                   help="discretization (paper, E.1.1: euler; try semi-implicit-euler or rk4)")
     args = add_study_arguments(ap, horizons="50,100", steps="-10:14",
                                horizons_help="comma-separated horizons (paper: 50,100)",
                                steps_help="step grid 2^LO..2^HI for every method"

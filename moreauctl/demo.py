@@ -1,78 +1,118 @@
 """The main job: GD vs Moreau GD on the paper's pendulum swing-up (Sec. 4, Fig. 3).
 
-For each horizon, each method's step is chosen by a grid over powers of 2 (best cost reached
-in ``iters`` iterations; diverged runs never win), then the table is printed and a figure in
-the spirit of Fig. 3 is written: the minimum cost so far against iterations, one panel per
-horizon.
+For each horizon, each method's step is chosen by :func:`moreauctl.studies.grid_search`
+over powers of two with the ``"best"`` criterion (the best cost reached in ``iters``
+iterations; diverged runs never win, ties go to the smaller step). The table is printed,
+and ``table.md``, ``results.json`` and ``fig3.png`` (the minimum cost so far against
+iterations, one panel per horizon, in the spirit of Fig. 3) are written under ``out``, each
+complete or absent.
 """
 from __future__ import annotations
 
-import json
 import os
+from typing import Dict, List, Mapping, Sequence, Tuple
 
 from . import models
+from ._io import write_json_atomic, write_text_atomic
 from .plots import plot_min_cost
-from .solve import solve
+from .studies.grid import GridResult, format_step, grid_search, powers_of_two
 
-#: label -> (method, solve keywords, grid of step exponents)
+__all__ = ["DEMO_METHODS", "run_grids", "table_rows", "markdown_table", "run_demo"]
+
+#: label -> (method, solve keywords, step grid ``2^LO .. 2^HI`` as ``(LO, HI)``)
 DEMO_METHODS = {
-    "GD": ("gd", {}, range(-10, 3)),
-    "GD + Armijo": ("gd", {"line_search": "armijo"}, range(-4, 5)),
-    "GD, geometric stage weights": ("gd", {"stage_weights": "geometric", "gamma": 0.5}, range(-2, 15)),
-    "Moreau GD": ("moreau-gd", {"gamma": 0.5}, range(0, 15)),
+    "GD": ("gd", {}, (-10, 2)),
+    "GD + Armijo": ("gd", {"line_search": "armijo"}, (-4, 4)),
+    "GD, geometric stage weights": ("gd", {"stage_weights": "geometric", "gamma": 0.5}, (-2, 14)),
+    "Moreau GD": ("moreau-gd", {"gamma": 0.5}, (0, 14)),
 }
 
+TITLE = ("Pendulum swing-up (Roulet & Harchaoui E.1.1: Euler, dt=0.1, gamma=0.5), "
+         "{iters} iterations, initial cost pi^2 = 9.87")
 
-def best_over_grid(problem, method, kwargs, exponents, iters):
-    """Run ``method`` for each step ``2**e``; return (best result, its exponent, all results).
+_HEADER = ("| T | method | chosen step | best cost | final cost | iterations | "
+           "diverged steps in grid |\n|---|---|---|---|---|---|---|")
 
-    The criterion is the best cost reached; runs that diverged never win.
+
+def run_grids(horizons: Sequence[int], iters: int,
+              verbose: bool = True) -> Dict[int, Dict[str, GridResult]]:
+    """One grid search per horizon and method of :data:`DEMO_METHODS`.
+
+    Returns
+    -------
+    dict
+        ``{T: {label: GridResult}}``; each grid keeps the winning run's full result.
     """
-    runs = {}
-    for e in exponents:
-        runs[e] = solve(problem, method=method, step=2.0 ** e, iters=iters, verbose=False, **kwargs)
-    ok = {e: r for e, r in runs.items() if r.success}
-    pool = ok or runs
-    e_best = min(pool, key=lambda e: (pool[e].best_cost, e))
-    return pool[e_best], e_best, runs
+    grids: Dict[int, Dict[str, GridResult]] = {}
+    for T in horizons:
+        prob = models.pendulum_swingup(horizon=T)
+        grids[T] = {}
+        for label, (method, kw, (lo, hi)) in DEMO_METHODS.items():
+            g = grid_search(prob, method, steps=powers_of_two(lo, hi), iters=iters,
+                            criterion="best", **kw)
+            grids[T][label] = g
+            if verbose:
+                print(f"  T={T:4d} {label:30s} best step {format_step(g.step):6s} best cost "
+                      f"{g.best_cost:.4g}", flush=True)
+    return grids
 
 
-def _fmt_step(e):
-    return f"2^{e}"
+def table_rows(grids: Mapping[int, Mapping[str, GridResult]]) -> List[Tuple]:
+    """``(T, label, chosen step, best cost, final cost, iterations, failed, grid size)`` per
+    grid; a grid whose every step failed has no step, costs or iterations (None)."""
+    rows = []
+    for T, by_label in grids.items():
+        for label, g in by_label.items():
+            res = g.result
+            if res is None:
+                rows.append((T, label, None, None, None, None, g.n_failed, len(g.records)))
+            else:
+                rows.append((T, label, format_step(g.step), res.best_cost, res.costs[-1],
+                             res.nit, g.n_failed, len(g.records)))
+    return rows
+
+
+def _cell(v, fmt: str = "") -> str:
+    """A table cell; ``-`` where a grid had no winner."""
+    return "-" if v is None else format(v, fmt)
+
+
+def markdown_table(rows: Sequence[Tuple]) -> str:
+    """The rows of :func:`table_rows` as a markdown table (no trailing newline)."""
+    lines = [_HEADER]
+    for T, label, step, best, final, nit, failed, size in rows:
+        step = "none: every step failed" if step is None else step
+        lines.append(f"| {T} | {label} | {step} | {_cell(best, '.4g')} | {_cell(final, '.4g')} "
+                     f"| {_cell(nit)} | {failed}/{size} |")
+    return "\n".join(lines)
+
+
+def _winners(grids) -> Dict[int, Dict[str, object]]:
+    """``{T: {"label (step 2^e)": SolveResult}}`` of the grids that have a winner."""
+    return {T: {f"{label} (step {format_step(g.step)})": g.result
+                for label, g in by_label.items() if g.result is not None}
+            for T, by_label in grids.items()}
 
 
 def run_demo(out="results/demo", iters=50, horizons=(50, 100), verbose=True):
     """Run the comparison, print the table, write ``table.md``, ``results.json`` and
-    ``fig3.png`` under ``out``. Returns ``{T: {label: SolveResult}}``."""
-    os.makedirs(out, exist_ok=True)
-    best = {}
-    rows = []
-    for T in horizons:
-        prob = models.pendulum_swingup(horizon=T)
-        best[T] = {}
-        for label, (method, kw, grid) in DEMO_METHODS.items():
-            res, e, runs = best_over_grid(prob, method, kw, grid, iters)
-            n_div = sum(not r.success for r in runs.values())
-            best[T][f"{label} (step {_fmt_step(e)})"] = res
-            rows.append((T, label, _fmt_step(e), res.best_cost, res.costs[-1], res.nit,
-                         n_div, len(runs)))
-            if verbose:
-                print(f"  T={T:4d} {label:30s} best step {_fmt_step(e):6s} best cost "
-                      f"{res.best_cost:.4g}", flush=True)
-    header = ("| T | method | chosen step | best cost | final cost | iterations | "
-              "diverged steps in grid |\n|---|---|---|---|---|---|---|")
-    lines = [header] + [f"| {T} | {lab} | {st} | {b:.4g} | {f:.4g} | {n} | {d}/{g} |"
-                        for T, lab, st, b, f, n, d, g in rows]
-    table = "\n".join(lines)
-    print(f"\nPendulum swing-up (Roulet & Harchaoui E.1.1: Euler, dt=0.1, gamma=0.5), "
-          f"{iters} iterations, initial cost pi^2 = 9.87\n")
+    ``fig3.png`` under ``out`` (each complete or absent).
+
+    Returns
+    -------
+    dict
+        ``{T: {"label (step 2^e)": SolveResult}}``: the winning run of each grid.
+    """
+    grids = run_grids(horizons, iters, verbose=verbose)
+    table = markdown_table(table_rows(grids))
+    best = _winners(grids)
+    print(f"\n{TITLE.format(iters=iters)}\n")
     print(table)
-    with open(os.path.join(out, "table.md"), "w") as f:
-        f.write(table + "\n")
-    with open(os.path.join(out, "results.json"), "w") as f:
-        json.dump({str(T): {lab: r.to_dict() for lab, r in d.items()} for T, d in best.items()},
-                  f)
+    table_path = write_text_atomic(os.path.join(out, "table.md"), table + "\n")
+    json_path = write_json_atomic(
+        os.path.join(out, "results.json"),
+        {str(T): {lab: r.to_dict() for lab, r in d.items()} for T, d in best.items()})
     fig_path = os.path.join(out, "fig3.png")
     plot_min_cost(best, fig_path, title="Pendulum swing-up: GD vs Moreau GD (best step per method)")
-    print(f"\nwrote {fig_path}, {os.path.join(out, 'table.md')}, {os.path.join(out, 'results.json')}")
+    print(f"\nwrote {fig_path}, {table_path}, {json_path}")
     return best

@@ -64,7 +64,7 @@ def test_study_arguments_are_validated(capsys):
     # the demos parse --horizons/--steps like `moreauctl sweep`: bad values are named
     import argparse
 
-    from moreauctl.cli_sweep import add_study_arguments
+    from moreauctl.cli.args import add_study_arguments
 
     ap = add_study_arguments(argparse.ArgumentParser(), horizons="50,100", steps="-10:14")
     args = ap.parse_args([])

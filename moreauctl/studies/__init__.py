@@ -8,19 +8,26 @@
 ...                            out="results/sweep")   # cells cached, CSV/markdown/figures
 >>> print(sw.to_markdown())
 
-See :mod:`moreauctl.studies.grid` (criteria), :mod:`moreauctl.studies.sweep` (scaling with
-``T``, executors, resuming), :mod:`moreauctl.studies.store` (atomic cell files) and
-:mod:`moreauctl.studies.report` (columns and figures).
-"""
-from .grid import CRITERIA, GridResult, StepRecord, auc_of_costs, format_step, grid_search, powers_of_two
-from .report import markdown_table, plot_gap_vs_horizon, plot_min_cost_panels, plot_step_sensitivity, sweep_rows, write_report
-from .store import CellStore, cell_key, write_json_atomic
-from .sweep import (DEFAULT_METHODS, DEFAULT_STEPS, METHOD_PRESETS, SCALINGS, SerialExecutor, SweepResult,
-                    horizon_sweep, make_executor, normalized_gap, run_cell)
+Modules, in import order (each imports only those above it, so there is no circle):
 
-__all__ = ["powers_of_two", "grid_search", "GridResult", "StepRecord", "CRITERIA", "auc_of_costs",
-           "format_step", "horizon_sweep", "SweepResult", "METHOD_PRESETS", "DEFAULT_METHODS",
-           "DEFAULT_STEPS", "SCALINGS", "SerialExecutor", "make_executor", "normalized_gap",
-           "run_cell", "CellStore", "cell_key", "write_json_atomic", "sweep_rows",
-           "markdown_table", "write_report", "plot_min_cost_panels", "plot_gap_vs_horizon",
-           "plot_step_sensitivity"]
+- :mod:`~moreauctl.studies.metrics`: min-so-far, area under it, normalized gap, criteria;
+  :mod:`~moreauctl.studies.executors`: serial, thread, process and Dask executors;
+  :mod:`~moreauctl.studies.store`: one atomic JSON file per finished cell;
+- :mod:`~moreauctl.studies.grid`: :func:`grid_search` over one problem;
+- :mod:`~moreauctl.studies.report`: columns, tables and figures of a sweep;
+- :mod:`~moreauctl.studies.sweep`: :func:`horizon_sweep` (scaling with ``T``, resuming).
+"""
+from .executors import EXECUTOR_KINDS, SerialExecutor, dask_executor, make_executor, runs_in_process
+from .grid import GridResult, StepRecord, choose, format_step, grid_search, powers_of_two
+from .metrics import CRITERIA, auc_of_costs, first_at_or_below, min_so_far, normalized_gap
+from .report import markdown_table, plot_gap_vs_horizon, plot_min_cost_panels, plot_step_sensitivity, sweep_rows, write_report
+from .store import CellStore, atomic_path, cell_key, write_json_atomic, write_text_atomic
+from .sweep import DEFAULT_METHODS, DEFAULT_STEPS, METHOD_PRESETS, SCALINGS, SweepResult, horizon_sweep, run_cell
+
+__all__ = ["powers_of_two", "grid_search", "GridResult", "StepRecord", "choose", "CRITERIA",
+           "auc_of_costs", "min_so_far", "normalized_gap", "first_at_or_below", "format_step",
+           "horizon_sweep", "SweepResult", "METHOD_PRESETS", "DEFAULT_METHODS", "DEFAULT_STEPS",
+           "SCALINGS", "SerialExecutor", "make_executor", "dask_executor", "runs_in_process",
+           "EXECUTOR_KINDS", "run_cell", "CellStore", "cell_key", "write_json_atomic",
+           "write_text_atomic", "atomic_path", "sweep_rows", "markdown_table", "write_report",
+           "plot_min_cost_panels", "plot_gap_vs_horizon", "plot_step_sensitivity"]

@@ -1,25 +1,18 @@
 """Step-size grids: run a method for each step, pick the best by a stated criterion.
 
-Criteria (lower is better; a run that failed -- diverged, or a non-finite backward pass --
-never wins, whatever its score):
+:func:`grid_search` runs ``solve(problem, method, step, iters)`` for every step of a grid
+(in this process or on any executor) and keeps one :class:`StepRecord` per run; the
+winner is the lowest score under a criterion of :mod:`.metrics` (``"best"``, ``"final"``,
+``"auc"``), ties going to the smaller step. A run that failed -- diverged, or a non-finite
+backward pass -- never wins, whatever its score.
 
-``"best"``
-    The best cost reached in ``iters`` iterations, ``min_k c_k``.
-``"final"``
-    The cost after the last iteration, ``c_K``.
-``"auc"``
-    The area under the minimum-so-far curve ``y_k = min_{i<=k} c_i`` (the selection rule of
-    the long paper's F.2: "the parameters with the smallest area under the optimization
-    curve after 50 iterations"). Normalized so it reads as a fraction: the trapezoidal area
-    over ``k = 0..K`` divided by ``K |c_0|``, i.e. the mean of ``y_k / |c_0|`` over the
-    run. It lies in ``[0, 1]`` for non-negative costs, and since every step of a grid starts
-    from the same ``c_0`` and runs the same ``K`` it ranks steps exactly as the raw area does.
-    A run that stopped early *successfully* (``gtol``, callback) is extended at its last
-    value up to ``K``.
+Sweeps (:mod:`.sweep`) build the same :class:`GridResult` from cells computed elsewhere.
+This module depends only on :mod:`.metrics`, :mod:`.executors` and the solver.
 """
 from __future__ import annotations
 
 import math
+import pickle
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -27,12 +20,16 @@ from typing import Any, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .._validate import positive_number
 from ..result import SolveResult
+from ..solve import solve
+from .executors import runs_in_process
+from .metrics import auc_of_costs, best_cost, check_criterion, min_so_far
 
-__all__ = ["powers_of_two", "CRITERIA", "StepRecord", "GridResult", "grid_search",
-           "auc_of_costs", "format_step", "choose"]
+__all__ = ["powers_of_two", "StepRecord", "GridResult", "grid_search", "format_step", "choose"]
 
-CRITERIA = ("best", "final", "auc")
+#: criterion -> the StepRecord property it minimizes
+_SCORED_BY = {"best": "best_cost", "final": "final_cost", "auc": "auc"}
 
 
 def powers_of_two(lo: int, hi: int) -> Tuple[float, ...]:
@@ -53,33 +50,6 @@ def format_step(step: Optional[float]) -> str:
     if m == 0.5:
         return f"2^{e - 1}"
     return f"{step:.4g}"
-
-
-def _min_so_far(costs: np.ndarray) -> np.ndarray:
-    c = np.where(np.isfinite(costs), costs, np.inf)
-    return np.minimum.accumulate(c) if c.size else c
-
-
-def auc_of_costs(costs, iters: Optional[int] = None) -> float:
-    """Normalized area under the min-so-far curve of ``costs`` (see the module docstring).
-
-    Parameters
-    ----------
-    costs : array_like, shape (K'+1,)
-    iters : int, optional
-        ``K``: the curve is extended at its last value up to ``K`` iterations.
-    """
-    y = _min_so_far(np.asarray(costs, dtype=float))
-    if y.size == 0 or not np.isfinite(y[0]):
-        return math.inf
-    K = max(int(iters) if iters is not None else y.size - 1, y.size - 1)
-    if y.size < K + 1:
-        y = np.concatenate([y, np.full(K + 1 - y.size, y[-1])])
-    if K == 0:
-        return float(y[0] / abs(y[0])) if y[0] != 0 else 0.0
-    area = float(np.sum(0.5 * (y[:-1] + y[1:])))
-    scale = K * abs(y[0]) if y[0] != 0 else K
-    return area / scale
 
 
 @dataclass(frozen=True)
@@ -117,8 +87,7 @@ class StepRecord:
 
     @property
     def best_cost(self) -> float:
-        c = self.costs[np.isfinite(self.costs)]
-        return float(c.min()) if c.size else math.nan
+        return best_cost(self.costs)
 
     @property
     def final_cost(self) -> float:
@@ -130,24 +99,19 @@ class StepRecord:
         return float(c[-1]) if c.size else math.nan
 
     def min_so_far(self) -> np.ndarray:
-        return _min_so_far(self.costs)
+        return min_so_far(self.costs)
 
     @property
     def auc(self) -> float:
         return auc_of_costs(self.costs, self.iters) if self.success else math.inf
 
     def score(self, criterion: str) -> float:
-        """The value minimized by ``criterion``; ``inf`` for failed runs."""
+        """The value minimized by ``criterion`` (see :mod:`.metrics`); ``inf`` for failed
+        runs."""
+        attr = _SCORED_BY[check_criterion(criterion)]
         if not self.success:
             return math.inf
-        if criterion == "best":
-            v = self.best_cost
-        elif criterion == "final":
-            v = self.final_cost
-        elif criterion == "auc":
-            v = self.auc
-        else:
-            raise ValueError(f"unknown criterion {criterion!r}; choose one of {list(CRITERIA)}")
+        v = getattr(self, attr)
         return v if math.isfinite(v) else math.inf
 
     @classmethod
@@ -160,8 +124,7 @@ class StepRecord:
 def choose(records: Sequence[StepRecord], criterion: str) -> Optional[StepRecord]:
     """The winning record (lowest score; ties go to the smaller step), or None when every
     run failed."""
-    if criterion not in CRITERIA:
-        raise ValueError(f"unknown criterion {criterion!r}; choose one of {list(CRITERIA)}")
+    check_criterion(criterion)
     ok = [r for r in records if r.success and math.isfinite(r.score(criterion))]
     if not ok:
         return None
@@ -236,7 +199,6 @@ class GridResult:
 
 
 def _timed_solve(problem, method, step, iters, kwargs):
-    from ..solve import solve
     t0 = time.perf_counter()
     res = solve(problem, method=method, step=step, iters=iters, verbose=False, **kwargs)
     return res, time.perf_counter() - t0
@@ -244,11 +206,8 @@ def _timed_solve(problem, method, step, iters, kwargs):
 
 def _check_shippable(problem, executor):
     """A process-based executor must pickle the problem; say so clearly if it cannot."""
-    from concurrent.futures import ThreadPoolExecutor
-    from .sweep import SerialExecutor
-    if isinstance(executor, (ThreadPoolExecutor, SerialExecutor)):
+    if runs_in_process(executor):
         return
-    import pickle
     try:
         pickle.dumps(problem)
     except Exception as e:  # CasADi raises a bare Exception for SX symbols
@@ -274,7 +233,7 @@ def grid_search(problem, method: str, steps: Sequence[float] = powers_of_two(-10
     iters : int
         Iterations ``K`` of every run.
     criterion : {"best", "final", "auc"}
-        See the module docstring. Failed runs never win.
+        See :mod:`.metrics`. Failed runs never win.
     executor : concurrent.futures.Executor, optional
         Runs the steps concurrently. A ``ThreadPoolExecutor`` works on any problem (the
         compiled kernels release the GIL); a process-based executor needs a picklable
@@ -289,16 +248,12 @@ def grid_search(problem, method: str, steps: Sequence[float] = powers_of_two(-10
     GridResult
         With ``result`` the winning :class:`SolveResult` (None if every run failed).
     """
-    if criterion not in CRITERIA:
-        raise ValueError(f"unknown criterion {criterion!r}; choose one of {list(CRITERIA)}")
+    check_criterion(criterion)
     if method == "ipopt":
         raise ValueError("grid_search is for first-order methods; IPOPT has no step size")
-    steps = tuple(float(s) for s in steps)
+    steps = tuple(positive_number("every step", s) for s in steps)
     if not steps:
         raise ValueError("steps is empty; expected at least one step size")
-    for s in steps:
-        if not (math.isfinite(s) and s > 0):
-            raise ValueError(f"every step must be a finite number > 0; got {s!r}")
     if "verbose" in solve_kwargs:
         raise ValueError("grid_search runs are always silent; do not pass verbose")
     if executor is None:

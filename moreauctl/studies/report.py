@@ -1,5 +1,9 @@
 """Tables and figures of a :class:`~moreauctl.studies.sweep.SweepResult`.
 
+The report reads a sweep through its attributes (``horizons``, ``labels``, ``grid(T,
+label)``, ``references``, ``dts``, ``settings``, ``c_star(T)``) and never imports
+:mod:`.sweep`, which calls it (see :mod:`moreauctl.studies` for the import order).
+
 Columns of ``summary.csv`` / ``summary.md`` (one row per method and horizon, plus one IPOPT
 row per horizon):
 
@@ -37,9 +41,10 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from .._io import write_text_atomic
 from ..plots import _plt, save_figure
 from .grid import format_step
-from .store import write_text_atomic
+from .metrics import first_at_or_below, normalized_gap
 
 __all__ = ["sweep_rows", "markdown_table", "csv_text", "write_report", "plot_min_cost_panels",
            "plot_gap_vs_horizon", "plot_step_sensitivity", "GAP_TARGET", "COLUMNS"]
@@ -52,11 +57,6 @@ COLUMNS = ("method", "T", "dt", "chosen step", "best cost", "final cost", "c* (I
            "failed steps", "grid size", "at grid edge", "solver", "status")
 
 
-def _iters_to(gap: np.ndarray, target: float) -> Optional[int]:
-    hit = np.nonzero(np.isfinite(gap) & (gap <= target))[0]
-    return int(hit[0]) if hit.size else None
-
-
 def _name(sweep) -> str:
     p = str(sweep.settings["problem"])
     return p[len("plant:"):] if p.startswith("plant:") else p
@@ -65,7 +65,6 @@ def _name(sweep) -> str:
 def sweep_rows(sweep) -> List[Dict[str, object]]:
     """One dict per (T, method) with the columns of :data:`COLUMNS` (numbers unformatted),
     IPOPT rows first within each horizon."""
-    from .sweep import normalized_gap
     rows = []
     for T in sweep.horizons:
         c_star = sweep.c_star(T)
@@ -99,7 +98,7 @@ def sweep_rows(sweep) -> List[Dict[str, object]]:
                     gap = normalized_gap(w.min_so_far(), c0, c_star)
                     row["gap to IPOPT"] = float(gap[-1])
                     row["final gap"] = float(normalized_gap(w.final_cost, c0, c_star))
-                    row["iters to 1e-2 gap"] = _iters_to(gap, GAP_TARGET)
+                    row["iters to 1e-2 gap"] = first_at_or_below(gap, GAP_TARGET)
             rows.append(row)
     return rows
 

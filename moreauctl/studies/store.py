@@ -23,9 +23,12 @@ import os
 import warnings
 from typing import Any, Iterator, Mapping, Optional
 
-from .._io import TMP_PREFIX, write_json_atomic, write_text_atomic
+# The writers live in moreauctl._io (one atomic writer for the package); their names are
+# re-exported here and by moreauctl.studies, where earlier versions defined them.
+from .._io import TMP_PREFIX, atomic_path, write_json_atomic, write_text_atomic
 
-__all__ = ["CELL_FORMAT", "cell_key", "write_json_atomic", "write_text_atomic", "CellStore"]
+__all__ = ["CELL_FORMAT", "cell_key", "write_json_atomic", "write_text_atomic", "atomic_path",
+           "CellStore"]
 
 #: Version of the cell record layout; part of every key, so a layout change recomputes.
 CELL_FORMAT = 1

@@ -2,15 +2,15 @@
 
 A sweep is a set of independent *cells*. One cell is one run ``(T, method settings, step)``
 (``kind="run"``), or the IPOPT reference optimum of one horizon (``kind="reference"``).
-Cells run on any :class:`concurrent.futures.Executor`:
+Cells run on any :class:`concurrent.futures.Executor` (see :mod:`.executors`):
 
 - default: a local :class:`~concurrent.futures.ProcessPoolExecutor` (one worker per core);
 - ``executor="serial"`` (in this process) or ``"thread"``;
 - a Dask cluster, when one machine is not enough::
 
-      from dask.distributed import Client
-      client = Client("scheduler-address:8786")      # or Client(LocalCluster(...))
-      res = horizon_sweep("pendulum", [100, 1000], executor=client.get_executor(), out="run1")
+      from moreauctl.studies import dask_executor
+      with dask_executor("scheduler-address:8786") as ex:    # or dask_executor(workers=4)
+          res = horizon_sweep("pendulum", [100, 1000], executor=ex, out="run1")
 
 Only names and settings travel to workers (a plant name from :data:`moreauctl.models.MODELS`,
 or a picklable top-level ``make_problem`` function, plus JSON-like settings), never CasADi
@@ -35,6 +35,10 @@ Results survive interruptions: with ``out=DIR`` each finished cell is written at
 re-run loads finished cells instead of recomputing them (``force=True`` recomputes them all).
 A study killed at any point and restarted loses nothing that had finished.
 
+Steps are chosen per grid as in :mod:`.grid`; tables and figures come from :mod:`.report`,
+which this module calls (the report never imports the sweep: it reads a
+:class:`SweepResult` through its attributes).
+
 Testing hook: when the environment variable ``MOREAUCTL_STUDY_CELL_DELAY`` holds a number of
 seconds, every cell sleeps that long after computing (used to kill a study mid-run in tests).
 """
@@ -44,17 +48,24 @@ import json
 import math
 import os
 import time
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures import Executor, as_completed
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .grid import CRITERIA, GridResult, StepRecord, choose, powers_of_two
-from .store import CellStore, cell_key, write_json_atomic
+from .. import __version__, models
+from .._io import write_json_atomic
+from .._validate import nonnegative_int, positive_int, positive_number
+from ..solve import solve
+from .executors import make_executor
+from .grid import GridResult, StepRecord, choose, powers_of_two
+from .metrics import check_criterion, normalized_gap
+from .report import markdown_table, sweep_rows, write_report
+from .store import CellStore, cell_key
 
 __all__ = ["horizon_sweep", "SweepResult", "METHOD_PRESETS", "DEFAULT_METHODS", "SCALINGS",
-           "run_cell", "SerialExecutor", "make_executor", "DEFAULT_STEPS"]
+           "run_cell", "DEFAULT_STEPS"]
 
 SCALINGS = ("fixed-dt", "fixed-time")
 
@@ -97,7 +108,6 @@ def _problem_id(make_problem) -> str:
 
 def _resolve_factory(make_problem) -> Callable:
     if isinstance(make_problem, str):
-        from .. import models
         if make_problem not in models.MODELS:
             raise ValueError(f"unknown plant {make_problem!r}; choose one of {sorted(models.MODELS)}")
         return models.MODELS[make_problem]
@@ -144,7 +154,6 @@ def run_cell(spec: Mapping[str, Any], make_problem: Union[str, Callable]) -> dic
     make_problem : str or callable
         Plant name or problem factory.
     """
-    from ..solve import solve
     T, dt = int(spec["horizon"]), spec["dt"]
     prob = _get_problem(make_problem, T, dt, spec.get("problem_kwargs") or {})
     if spec["kind"] == "reference":
@@ -165,7 +174,6 @@ def run_cell(spec: Mapping[str, Any], make_problem: Union[str, Callable]) -> dic
     delay = os.environ.get("MOREAUCTL_STUDY_CELL_DELAY")
     if delay:
         time.sleep(float(delay))
-    from .. import __version__
     return {"key": cell_key(spec), "spec": dict(spec), "costs": _jsonable_costs(res.costs),
             "success": bool(res.success), "status": int(res.status), "message": str(res.message),
             "nit": int(res.nit), "seconds": float(seconds), "dt": float(prob.dt),
@@ -181,39 +189,6 @@ def _record_to_step(rec: Mapping[str, Any]) -> StepRecord:
                       message=str(rec["message"]), nit=int(rec["nit"]),
                       costs=_costs_from_json(rec["costs"]), seconds=float(rec["seconds"]),
                       iters=iters)
-
-
-# ---------------------------------------------------------------------------------------
-# executors
-# ---------------------------------------------------------------------------------------
-
-class SerialExecutor(Executor):
-    """Runs each submitted call at once, in this process (debugging, tiny studies)."""
-
-    def submit(self, fn, /, *args, **kwargs):
-        f = Future()
-        try:
-            f.set_result(fn(*args, **kwargs))
-        except BaseException as e:  # noqa: BLE001 (delivered through the future)
-            f.set_exception(e)
-        return f
-
-
-def make_executor(kind: str = "process", workers: Optional[int] = None) -> Executor:
-    """A local executor by name: ``"process"`` (default), ``"thread"`` or ``"serial"``.
-
-    For Dask, pass ``dask.distributed.Client(...).get_executor()`` to :func:`horizon_sweep`.
-    """
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        raise ValueError(f"workers must be an integer >= 1; got {workers!r}")
-    if kind == "process":
-        return ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1)
-    if kind == "thread":
-        return ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1)
-    if kind == "serial":
-        return SerialExecutor()
-    raise ValueError(f"unknown executor {kind!r}; choose 'process', 'thread', 'serial', or pass "
-                     "a concurrent.futures.Executor (e.g. a Dask client's get_executor())")
 
 
 # ---------------------------------------------------------------------------------------
@@ -281,29 +256,20 @@ class SweepResult:
         return normalized_gap(y, g.winner.costs[0], self.c_star(T))
 
     def rows(self):
-        from .report import sweep_rows
+        """One dict per (T, method) row of the summary (see :func:`.report.sweep_rows`)."""
         return sweep_rows(self)
 
     def to_markdown(self) -> str:
-        from .report import markdown_table
+        """The summary as a markdown table (see :func:`.report.markdown_table`)."""
         return markdown_table(self)
 
     def write_report(self, out: Optional[str] = None, figures: bool = True) -> Dict[str, str]:
         """Write ``summary.csv``, ``summary.md``, ``sweep.json`` and the figures under
         ``out`` (default: the sweep's own ``out``); returns ``{name: path}``."""
-        from .report import write_report
         d = out or self.out
         if d is None:
             raise ValueError("no output directory: pass out=")
         return write_report(self, d, figures=figures)
-
-
-def normalized_gap(c, c0: float, c_star: float) -> np.ndarray:
-    """``(c - c*) / (c0 - c*)`` elementwise (NaN if ``c*`` is not finite or ``c0 == c*``)."""
-    c = np.asarray(c, dtype=float)
-    if not (math.isfinite(c_star) and math.isfinite(c0)) or c0 == c_star:
-        return np.full(c.shape, math.nan)
-    return (c - c_star) / (c0 - c_star)
 
 
 def _check_methods(methods) -> Dict[str, Dict[str, Any]]:
@@ -336,22 +302,18 @@ def _check_methods(methods) -> Dict[str, Dict[str, Any]]:
             if st.get("gamma") is None:
                 raise ValueError(f"settings of {label!r}: gamma_ref_dt rescales gamma, so gamma "
                                  "is needed too")
-            if not (isinstance(ref, (int, float)) and math.isfinite(ref) and ref > 0):
-                raise ValueError(f"gamma_ref_dt of {label!r} must be a number > 0; got {ref!r}")
-        steps = tuple(float(s) for s in st.pop("steps", DEFAULT_STEPS))
-        if not steps or not all(math.isfinite(s) and s > 0 for s in steps):
-            raise ValueError(f"steps of {label!r} must be finite numbers > 0; got {steps!r}")
+            positive_number(f"gamma_ref_dt of {label!r}", ref)
+        steps = tuple(positive_number(f"every step of {label!r}", s)
+                      for s in st.pop("steps", DEFAULT_STEPS))
+        if not steps:
+            raise ValueError(f"steps of {label!r} is empty; expected at least one step size")
         st["steps"] = steps
         checked[str(label)] = st
     return checked
 
 
 def _check_horizons(horizons) -> Tuple[int, ...]:
-    hs = []
-    for T in horizons:
-        if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 1:
-            raise ValueError(f"horizons must be integers >= 1; got {T!r}")
-        hs.append(int(T))
+    hs = [positive_int("every horizon", T) for T in horizons]
     if not hs:
         raise ValueError("horizons is empty")
     if len(set(hs)) != len(hs):
@@ -431,8 +393,7 @@ def horizon_sweep(make_problem: Union[str, Callable], horizons: Sequence[int],
     t_start = time.perf_counter()
     hs = _check_horizons(horizons)
     meths = _check_methods(methods)
-    if isinstance(iters, bool) or not isinstance(iters, (int, np.integer)) or iters < 0:
-        raise ValueError(f"iters must be an integer >= 0; got {iters!r}")
+    nonnegative_int("iters", iters)
     if scaling not in SCALINGS:
         raise ValueError(f"unknown scaling {scaling!r}; choose one of {list(SCALINGS)}")
     if scaling == "fixed-time":
@@ -444,10 +405,9 @@ def horizon_sweep(make_problem: Union[str, Callable], horizons: Sequence[int],
                              f"do not also set dt (got dt={dt!r})")
     elif total_time is not None:
         raise ValueError("total_time is only used with scaling='fixed-time'; with 'fixed-dt' set dt")
-    if dt is not None and not (math.isfinite(float(dt)) and float(dt) > 0):
-        raise ValueError(f"dt must be a finite number > 0 or None; got {dt!r}")
-    if criterion not in CRITERIA:
-        raise ValueError(f"unknown criterion {criterion!r}; choose one of {list(CRITERIA)}")
+    if dt is not None:
+        positive_number("dt", dt)
+    check_criterion(criterion)
     if reference not in ("ipopt", None):
         raise ValueError(f"unknown reference {reference!r}; choose 'ipopt' or None")
     _resolve_factory(make_problem)  # fail fast on an unknown plant name

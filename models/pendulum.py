@@ -1,13 +1,12 @@
-"""The swinging pendulum of Roulet & Harchaoui, Appendix E.1.1."""
+"""The swinging pendulum of Roulet & Harchaoui, Appendix E.1.1 (public API only: copy and edit)."""
 from __future__ import annotations
 
 import casadi as ca
 
-from ..plant import Plant
-from ..problem import ControlProblem
+import moreauctl as mc
 
 
-def pendulum(m: float = 1.0, l: float = 1.0, mu: float = 0.01, g: float = 9.81) -> Plant:
+def pendulum(m: float = 1.0, l: float = 1.0, mu: float = 0.01, g: float = 9.81) -> mc.Plant:
     """Pendulum with friction, torque-controlled.
 
     ``theta'' = -(g/l) sin(theta) - mu/(m l^2) theta' + w/(m l^2)`` with state
@@ -21,13 +20,13 @@ def pendulum(m: float = 1.0, l: float = 1.0, mu: float = 0.01, g: float = 9.81) 
     theta, omega = x[0], x[1]
     rhs = ca.vertcat(omega, -gs / ls * ca.sin(theta) - mus / (ms * ls**2) * omega
                      + u[0] / (ms * ls**2))
-    return Plant(state=x, control=u, rhs=rhs, name="pendulum",
+    return mc.Plant(state=x, control=u, rhs=rhs, name="pendulum",
                  params={"m": m, "l": l, "mu": mu, "g": g},
                  state_names=("theta", "omega"), control_names=("u",))
 
 
 def pendulum_swingup(horizon: int = 100, dt: float = 0.1, scheme: str = "euler",
-                     rho: float = 0.1, substeps: int = 1, **plant_params) -> ControlProblem:
+                     rho: float = 0.1, substeps: int = 1, **plant_params) -> mc.ControlProblem:
     """The paper's swing-up: ``x0 = (0, 0)``, ``h(x) = (theta - pi)^2 + rho omega^2``.
 
     Defaults (``dt = 0.1``, ``rho = 0.1``, explicit Euler, T = 50 or 100 in the paper) are
@@ -37,7 +36,7 @@ def pendulum_swingup(horizon: int = 100, dt: float = 0.1, scheme: str = "euler",
     At ``w = 0`` the pendulum stays at rest, so the cost is ``pi^2``.
     """
     plant = pendulum(**plant_params)
-    return ControlProblem(plant, horizon=horizon, dt=dt, x0=[0.0, 0.0],
+    return mc.ControlProblem(plant, horizon=horizon, dt=dt, x0=[0.0, 0.0],
                           terminal_cost=lambda x: (x[0] - ca.pi) ** 2 + rho * x[1] ** 2,
                           scheme=scheme, substeps=substeps,
                           name=f"pendulum-T{horizon}")

@@ -1,14 +1,13 @@
-"""Cart-pole (inverted pendulum on a cart)."""
+"""Cart-pole (inverted pendulum on a cart; public API only: copy and edit)."""
 from __future__ import annotations
 
 import casadi as ca
 
-from ..plant import Plant
-from ..problem import ControlProblem
+import moreauctl as mc
 
 
 def cartpole(m_cart: float = 1.0, m_pole: float = 0.1, l: float = 0.5,
-             g: float = 9.8) -> Plant:
+             g: float = 9.8) -> mc.Plant:
     """Frictionless cart-pole, force-controlled.
 
     State ``x = (p, theta, v, omega)``: cart position and velocity, pole angle from the
@@ -33,20 +32,20 @@ def cartpole(m_cart: float = 1.0, m_pole: float = 0.1, l: float = 0.5,
     th_dd = (gs * s + c * (-F - mp * ls * om**2 * s) / mt) / (ls * (4.0 / 3.0 - mp * c**2 / mt))
     p_dd = (F + mp * ls * (om**2 * s - th_dd * c)) / mt
     rhs = ca.vertcat(v, om, p_dd, th_dd)
-    return Plant(state=x, control=u, rhs=rhs, name="cartpole",
+    return mc.Plant(state=x, control=u, rhs=rhs, name="cartpole",
                  params={"m_cart": m_cart, "m_pole": m_pole, "l": l, "g": g},
                  state_names=("p", "theta", "v", "omega"), control_names=("F",))
 
 
 def cartpole_swingup(horizon: int = 100, dt: float = 0.05, scheme: str = "rk4",
-                     substeps: int = 1, **plant_params) -> ControlProblem:
+                     substeps: int = 1, **plant_params) -> mc.ControlProblem:
     """Swing the pole up from hanging down (``theta = pi``) to upright (``theta = 0``).
 
     ``x0 = (0, pi, 0, 0)``, ``h(x) = theta^2 + 0.1 p^2 + 0.1 (v^2 + omega^2)``: a terminal
     cost of the same shape as the pendulum's. RK4 by default, ``dt = 0.05``.
     """
     plant = cartpole(**plant_params)
-    return ControlProblem(
+    return mc.ControlProblem(
         plant, horizon=horizon, dt=dt, x0=[0.0, ca.pi, 0.0, 0.0],
         terminal_cost=lambda x: x[1] ** 2 + 0.1 * x[0] ** 2 + 0.1 * (x[2] ** 2 + x[3] ** 2),
         scheme=scheme, substeps=substeps, name=f"cartpole-T{horizon}")

@@ -1,0 +1,87 @@
+"""``moreauctl swingup``: solve one swing-up with one method, print the costs, write JSON/plot.
+
+::
+
+    moreauctl swingup --horizon 100 --method moreau-gd --step 128 --gamma 0.5 --iters 50 \\
+        --json - --plot out.png
+
+With ``--json -`` the result goes to stdout (the same field names as
+:class:`moreauctl.SolveResult`, plus the settings used) and the log to stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..plots import plot_solve
+from ..solve import METHODS, solve
+from .args import (add_problem_args, add_quiet, make_problem, nonnegative_int, positive_float,
+                   write_json)
+
+__all__ = ["add_parser", "run", "cost_table"]
+
+
+def cost_table(costs, every=None) -> str:
+    """About ten rows ``iter  cost`` (the last iteration always included)."""
+    n = len(costs)
+    every = every or max(1, (n - 1) // 10)
+    rows = ["  iter  cost"]
+    for k in list(range(0, n, every)) + ([n - 1] if (n - 1) % every else []):
+        rows.append(f"  {k:4d}  {costs[k]:.6g}")
+    return "\n".join(rows)
+
+
+def _oracle_options(args) -> dict:
+    """The Moreau options set on the command line (empty: the method's defaults)."""
+    mo = {}
+    if args.inner is not None:
+        mo["inner"] = args.inner
+    if args.alpha_convention is not None:
+        mo["alpha_convention"] = args.alpha_convention
+    return mo
+
+
+def run(args: argparse.Namespace) -> int:
+    """Solve, print, write; returns the exit code."""
+    prob = make_problem(args)
+    res = solve(prob, method=args.method, step=args.step, iters=args.iters, gamma=args.gamma,
+                line_search=args.line_search, stage_weights=args.stage_weights,
+                moreau_options=_oracle_options(args) or None, verbose=not args.quiet)
+    out = sys.stderr if args.json == "-" else sys.stdout
+    if not args.quiet or args.json != "-":
+        print(f"{prob!r}", file=out)
+        print(f"method={args.method} step={args.step} gamma={args.gamma} "
+              f"line_search={args.line_search}", file=out)
+        print(cost_table(res.costs), file=out)
+        print(f"status {res.status}: {res.message}; success={res.success}; "
+              f"final cost {res.fun:.6g}; best cost {res.best_cost:.6g}", file=out)
+    if args.json:
+        write_json(res.to_dict(), args.json)
+    if args.plot:
+        plot_solve(res, prob, args.plot)
+        print(f"wrote {args.plot}", file=out)
+    return 0
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Add the ``swingup`` sub-command to an argparse ``subparsers`` object."""
+    p = subparsers.add_parser("swingup", help="solve a swing-up with one method",
+                              description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_problem_args(p)
+    p.add_argument("--method", default="gd", choices=list(METHODS))
+    p.add_argument("--step", type=positive_float, default=0.5,
+                   help="step size (alpha for moreau-gd)")
+    p.add_argument("--gamma", type=positive_float, default=None,
+                   help="Moreau gamma (or the ratio of --stage-weights geometric)")
+    p.add_argument("--iters", type=nonnegative_int, default=50)
+    p.add_argument("--line-search", default=None, choices=["armijo"])
+    p.add_argument("--stage-weights", default=None, choices=["geometric"])
+    p.add_argument("--inner", default=None, choices=["paper", "gd", "newton"],
+                   help="inner algorithm of the Moreau prox subproblems")
+    p.add_argument("--alpha-convention", default=None, choices=["eq52", "text"])
+    p.add_argument("--json", default=None, metavar="PATH|-", help="write the result as JSON")
+    p.add_argument("--plot", default=None, metavar="PATH", help="write a figure (PNG/PDF)")
+    add_quiet(p)
+    p.set_defaults(func=run)
+    return p
