@@ -20,6 +20,7 @@ import argparse
 import sys
 
 from moreauctl.cli.args import add_study_arguments, nonnegative_int, positive_float
+from moreauctl.cli.sweep import print_summary
 from moreauctl.studies import horizon_sweep, powers_of_two
 
 
@@ -49,10 +50,7 @@ def main(argv=None) -> int:
                         problem_kwargs={"scheme": "rk4"}, executor=args.executor,
                         workers=args.workers, out=args.out, progress=not args.quiet)
     if not args.quiet:
-        print(res.to_markdown())
-        print(f"wrote {args.out}/summary.md, summary.csv and figures "
-              f"({res.computed} cells computed, {res.loaded} reused, {res.seconds:.0f} s)",
-              file=sys.stderr)
+        print_summary(res, args.out)
     return 0
 
 

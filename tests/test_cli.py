@@ -85,3 +85,18 @@ def test_demo_small_writes_its_three_files(tmp_path, capsys):
     assert list(results) == ["10"] and list(results["10"]) == list(best[10])
     for label, res in best[10].items():
         assert results["10"][label]["costs"] == res.to_dict()["costs"]
+
+
+def test_sweep_on_dask_from_the_command_line(tmp_path, capsys):
+    pytest.importorskip("dask.distributed")
+    from moreauctl.cli import main
+    out = str(tmp_path / "dask")
+    argv = ["sweep", "--horizons", "10", "--methods", "gd", "--steps", "-2:-1", "--iters", "3",
+            "--no-reference", "--out", out]
+    assert main(argv + ["--executor", "dask", "--workers", "1", "--quiet"]) == 0
+    # the same cells again, serially: all loaded, none recomputed
+    assert main(argv + ["--executor", "serial"]) == 0
+    assert "0 cells computed, 2 loaded" in capsys.readouterr().err
+    with open(os.path.join(out, "summary.csv")) as f:
+        assert f.read().count("\n") == 2  # header + gd at T=10
+    assert len(os.listdir(os.path.join(out, "cells"))) == 2

@@ -92,7 +92,8 @@ def exponent_range(text: str) -> Tuple[int, int]:
     try:
         lo, hi = int(lo), int(hi)
     except ValueError:
-        raise ValueError(f"a step grid is 'LO:HI' (powers of two 2^LO..2^HI); got {text!r}") from None
+        raise ValueError(
+            f"a step grid is 'LO:HI' (powers of two 2^LO..2^HI); got {text!r}") from None
     if not sep or hi < lo:
         raise ValueError(f"a step grid is 'LO:HI' with LO <= HI; got {text!r}")
     return lo, hi

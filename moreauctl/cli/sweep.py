@@ -16,6 +16,7 @@ import contextlib
 import sys
 from typing import Any, Dict
 
+from .._validate import choice
 from ..studies.executors import dask_executor
 from ..studies.grid import powers_of_two
 from ..studies.metrics import CRITERIA
@@ -23,7 +24,7 @@ from ..studies.sweep import DEFAULT_METHODS, METHOD_PRESETS, horizon_sweep
 from .args import (add_plant_arg, add_quiet, add_scheme_arg, allow_negative_ranges, int_list,
                    nonnegative_int, positive_float, positive_int, steps_arg)
 
-__all__ = ["add_parser", "run", "method_settings"]
+__all__ = ["add_parser", "run", "method_settings", "print_summary"]
 
 
 def method_settings(labels_text: str, steps) -> Dict[str, Dict[str, Any]]:
@@ -36,10 +37,8 @@ def method_settings(labels_text: str, steps) -> Dict[str, Dict[str, Any]]:
     steps : None, ``(lo, hi)`` or ``{label: (lo, hi)}``
         From :func:`~moreauctl.cli.args.parse_steps`; None keeps each preset's grid.
     """
-    labels = [m.strip() for m in labels_text.split(",") if m.strip()]
-    for m in labels:
-        if m not in METHOD_PRESETS:
-            raise ValueError(f"unknown method {m!r}; choose among {sorted(METHOD_PRESETS)}")
+    labels = [choice("method", m.strip(), METHOD_PRESETS)
+              for m in labels_text.split(",") if m.strip()]
     methods = {m: dict(METHOD_PRESETS[m]) for m in labels}
     if isinstance(steps, tuple):
         for st in methods.values():
@@ -47,10 +46,20 @@ def method_settings(labels_text: str, steps) -> Dict[str, Dict[str, Any]]:
     elif isinstance(steps, dict):
         unknown = set(steps) - set(labels)
         if unknown:
-            raise ValueError(f"--steps names {sorted(unknown)}, which are not in --methods {labels}")
+            raise ValueError(
+                f"--steps names {sorted(unknown)}, which are not in --methods {labels}")
         for lab, rng in steps.items():
             methods[lab]["steps"] = powers_of_two(*rng)
     return methods
+
+
+def print_summary(res, out: str) -> None:
+    """A finished sweep: its markdown table on stdout; on stderr, how many cells were
+    computed and reused, and where the reports went."""
+    print(res.to_markdown())
+    print(f"{res.computed} cells computed, {res.loaded} loaded from {out}/cells "
+          f"in {res.seconds:.1f} s; wrote summary.csv, summary.md and figures to {out}",
+          file=sys.stderr)
 
 
 def _executor(args):
@@ -75,10 +84,7 @@ def run(args: argparse.Namespace) -> int:
                             progress=not args.quiet,
                             reference=None if args.no_reference else "ipopt", **scaling)
     if not args.quiet:
-        print(res.to_markdown())
-        print(f"{res.computed} cells computed, {res.loaded} loaded from {args.out}/cells "
-              f"in {res.seconds:.1f} s; wrote summary.csv, summary.md and figures to {args.out}",
-              file=sys.stderr)
+        print_summary(res, args.out)
     return 0
 
 

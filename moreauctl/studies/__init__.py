@@ -17,12 +17,15 @@ Modules, in import order (each imports only those above it, so there is no circl
 - :mod:`~moreauctl.studies.report`: columns, tables and figures of a sweep;
 - :mod:`~moreauctl.studies.sweep`: :func:`horizon_sweep` (scaling with ``T``, resuming).
 """
-from .executors import EXECUTOR_KINDS, SerialExecutor, dask_executor, make_executor, runs_in_process
+from .executors import (EXECUTOR_KINDS, SerialExecutor, dask_executor, make_executor,
+                        runs_in_process)
 from .grid import GridResult, StepRecord, choose, format_step, grid_search, powers_of_two
 from .metrics import CRITERIA, auc_of_costs, first_at_or_below, min_so_far, normalized_gap
-from .report import markdown_table, plot_gap_vs_horizon, plot_min_cost_panels, plot_step_sensitivity, sweep_rows, write_report
+from .report import (markdown_table, plot_gap_vs_horizon, plot_min_cost_panels,
+                     plot_step_sensitivity, sweep_rows, write_report)
 from .store import CellStore, atomic_path, cell_key, write_json_atomic, write_text_atomic
-from .sweep import DEFAULT_METHODS, DEFAULT_STEPS, METHOD_PRESETS, SCALINGS, SweepResult, horizon_sweep, run_cell
+from .sweep import (DEFAULT_METHODS, DEFAULT_STEPS, METHOD_PRESETS, SCALINGS, SweepResult,
+                    horizon_sweep, run_cell)
 
 __all__ = ["powers_of_two", "grid_search", "GridResult", "StepRecord", "choose", "CRITERIA",
            "auc_of_costs", "min_so_far", "normalized_gap", "first_at_or_below", "format_step",

@@ -49,14 +49,14 @@ import math
 import os
 import time
 from concurrent.futures import Executor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from .. import __version__, models
 from .._io import write_json_atomic
-from .._validate import nonnegative_int, positive_int, positive_number
+from .._validate import choice, nonnegative_int, positive_int, positive_number
 from ..solve import solve
 from .executors import make_executor
 from .grid import GridResult, StepRecord, choose, powers_of_two
@@ -108,9 +108,7 @@ def _problem_id(make_problem) -> str:
 
 def _resolve_factory(make_problem) -> Callable:
     if isinstance(make_problem, str):
-        if make_problem not in models.MODELS:
-            raise ValueError(f"unknown plant {make_problem!r}; choose one of {sorted(models.MODELS)}")
-        return models.MODELS[make_problem]
+        return models.MODELS[choice("plant", make_problem, models.MODELS)]
     if callable(make_problem):
         return make_problem
     raise TypeError("make_problem must be a plant name (see moreauctl.models.MODELS) or a "
@@ -394,12 +392,12 @@ def horizon_sweep(make_problem: Union[str, Callable], horizons: Sequence[int],
     hs = _check_horizons(horizons)
     meths = _check_methods(methods)
     nonnegative_int("iters", iters)
-    if scaling not in SCALINGS:
-        raise ValueError(f"unknown scaling {scaling!r}; choose one of {list(SCALINGS)}")
+    choice("scaling", scaling, SCALINGS)
     if scaling == "fixed-time":
-        if total_time is None or not (math.isfinite(float(total_time)) and float(total_time) > 0):
-            raise ValueError(f"scaling='fixed-time' needs total_time > 0 (dt = total_time / T); "
-                             f"got total_time={total_time!r}")
+        if total_time is None:
+            raise ValueError("scaling='fixed-time' needs total_time > 0 (dt = total_time / T); "
+                             "got total_time=None")
+        positive_number("total_time", total_time)
         if dt is not None and float(dt) != 0.1:
             raise ValueError(f"with scaling='fixed-time' the time step is total_time / T; "
                              f"do not also set dt (got dt={dt!r})")
