@@ -207,6 +207,9 @@ def prox_direction(f, grad_f, z, c: float, inner: Inner, *, f_z: Optional[float]
 # rules
 # ---------------------------------------------------------------------------------------
 
+_ONE_NEWTON_STEP = Inner("newton", iters=1, tol=0.0)
+
+
 class Rule:
     """A back-propagation rule: what each line of Algo 2 computes.
 
@@ -256,6 +259,8 @@ class _MBP(Rule):
         if hasattr(h, "moreau_grad"):
             return h.moreau_grad(x, data, c)
         hess = getattr(h, "hess", None)
+        if hess is not None and getattr(h, "quadratic", False):
+            inner = _ONE_NEWTON_STEP  # exact for a quadratic h, whatever the inner algorithm
         return prox_direction(lambda z: h.value(z, data), lambda z: h.grad(z, data), x, c,
                               inner, hess_f=None if hess is None else (lambda z: hess(z, data)))
 

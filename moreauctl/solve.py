@@ -476,8 +476,8 @@ def solve(problem, method: str = "gd", step=1.0, iters: Optional[int] = None, *,
         raise ValueError("seed applies to problems with data (the shuffling of mini-batches)")
     try:
         oracle = ORACLES[m.oracle](chain, **opts)
-    except TypeError as e:
-        raise TypeError(f"method {m.name!r}: {e}") from None
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"method {m.name!r}: {e}") from None
     try:
         optimizer = OPTIMIZERS[m.optimizer](step, **opt_kw)
     except TypeError as e:

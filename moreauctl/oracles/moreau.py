@@ -165,8 +165,8 @@ def _from_options(chain, alpha=None, gamma=None, **options) -> MoreauOracle:
     """The registry's factory: ``alpha`` defaults to 1 (``moreau-<optimizer>`` methods,
     whose learning rate is ``step``), and a missing ``gamma`` gets a pointed message."""
     if gamma is None and options.get("gammas") is None:
-        raise ValueError("Moreau methods need gamma (the paper uses gamma=0.5), or Algo 2's "
-                         "arrays oracle_options={'gammas': ..., 'alphas': ...}")
+        raise ValueError("the Moreau oracle needs gamma (the paper uses gamma=0.5), or Algo "
+                         "2's arrays oracle_options={'gammas': ..., 'alphas': ...}")
     if alpha is None and options.get("gammas") is None:
         alpha = 1.0
     return MoreauOracle(chain, alpha, gamma, **options)
