@@ -129,12 +129,12 @@ def _build_moreauctl(p, w):
     mor_o = MoreauOracle(chain, alpha=1.0, gamma=moreau_gamma(p))
 
     def grad(w):
-        out = grad_o(w)
-        return out.cost, out.gradient
+        out, _ = grad_o(w)
+        return out.cost, out.gradient.reshape(w.shape)
 
     def moreau(w):
-        out = mor_o(w)
-        return out.cost, out.direction
+        out, _ = mor_o(w)
+        return out.cost, out.info["g"].reshape(w.shape)
 
     return Evaluator(grad=grad, build_s=build_s, moreau=moreau,
                      extra={"moreau_oracle": mor_o})

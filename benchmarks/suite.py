@@ -695,7 +695,7 @@ def main(argv=None):
                 f"({m['ns_per_stage']:.1f} ns/stage: forward {m['forward_ns_per_stage']:.1f}, "
                 f"backward {m['backward_ns_per_stage']:.1f}), Moreau {_ms(m['moreau_s'])} "
                 f"({m['moreau_over_grad']:.1f}x)")
-            ref = p.chain.gradient(w, p.chain.forward(w)[1])[0]
+            ref = p.chain.gradient(w, p.chain.forward(w)[1])[0].reshape(w.shape)
             for tool in tools_ok:
                 if tool == "moreauctl":
                     continue

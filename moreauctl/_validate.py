@@ -87,7 +87,7 @@ def positive_array(name: str, value, shape: Tuple[int, ...]) -> np.ndarray:
     """A float64 array of ``shape`` with finite entries ``> 0``."""
     arr = finite_array(name, value, shape)
     if arr.size and not np.all(arr > 0):
-        raise ValueError(f"{name} must have entries > 0; got min {arr.min()!r}")
+        raise ValueError(f"{name} must have finite entries > 0; got min {float(arr.min())!r}")
     return arr
 
 

@@ -1,186 +1,423 @@
-"""A compiled chain of computations (Def. 1.1 of Roulet & Harchaoui).
+"""The chain of computations (Def. 1.1 of Roulet & Harchaoui): the protocols every oracle is
+written against.
 
-Notation
---------
-==========  =====================================================================
-``T``       number of stages (the horizon)
-``nx``      size of a state ``x_t``; ``nw`` size of a control/weight ``w_t``
-``w``       controls, shape ``(T, nw)``; row ``t`` is the paper's ``w_{t+1}``
-``X``       states, shape ``(T+1, nx)``; ``X[0] = x0``, ``X[t+1] = phi(w[t], X[t])``
-``phi_t``   stage map ``(w_t, x_{t-1}) -> x_t``
-``h``       objective of the last state
-``lam_t``   costate (gradient) or Moreau costate of ``x_t``, shape ``(nx,)``
-``g_t``     direction for ``w_t``, shape ``(nw,)``; all of them stacked like ``w``
-``gamma_t`` step of the state subproblem of stage ``t`` (Moreau pass), ``alpha_t`` of the
-            control subproblem
-==========  =====================================================================
+Notation (used in every module, docstring and test)
+---------------------------------------------------
+==========  =========================================================================
+``T``       number of stages (horizon of a control problem, depth of a network)
+``w_t``     parameters of stage ``t``: a control (``nw`` entries) or a layer's weights
+``x_t``     state after stage ``t``: a vector ``(nx,)`` for control, a mini-batch
+            ``(batch, ...)`` of activations for a network; ``x_0`` is the initial state
+``phi_t``   stage map ``x_t = phi_t(w_t, x_{t-1})``, ``t = 1..T``
+``h``       objective of the last state, ``h(x_T)`` (for networks ``h(x_T; y)``)
+``w``       all parameters as ONE flat float64 vector, shape ``(n,)``; a :class:`Layout`
+            maps it to per-stage views; for a control chain the view is ``(T, nw)`` and
+            row ``t`` (0-based) is the paper's ``w_{t+1}``
+``X``       states ``x_0..x_T``: an array ``(T+1, nx)`` for control, a list for networks
+``lam_t``   costate of ``x_t`` (gradient, or Moreau costate)
+``g_t``     direction of ``w_t``; stacked flat like ``w``
+``gamma_t`` step of the state line of the Moreau pass, ``alpha_t`` of the weight line
+``data``    the data argument of every call: ``None`` for control, a mini-batch
+            ``(inputs, labels)`` for a network
+==========  =========================================================================
 
-A :class:`Chain` is only arrays and compiled kernels: where the stages come from (CasADi,
-network layers) is the business of whoever builds it. The kernels module must provide the
-names listed at the top of ``moreauctl/_kernels/chain_kernels.py``.
+Protocols
+---------
+- :class:`Stage`: ``forward(w_t, x) -> x_next``, ``vjp(w_t, x, lam) -> (gw, gx)``, the
+  structure flags ``affine_w``/``affine_x`` (closed forms of the Moreau rule), and
+  optionally ``hess_x``/``hess_w`` (Newton inner solver).
+- :class:`Objective`: ``value(x, data)``, ``grad(x, data)``.
+- :class:`Chain`: stages + objective + initial state, with the passes every oracle uses:
+  ``objective``, ``forward``, ``value_and_gradient``, ``backward(spec)`` and
+  ``forward_backward(spec)``. This class runs them as Python loops over the stages (a
+  network has ~10 stages of BLAS-sized work, so that is fast enough);
+  :class:`moreauctl.codegen.CasadiChain` runs the same passes as compiled loops over 10^5+
+  homogeneous stages and keeps the same numbers.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from types import ModuleType
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-__all__ = ["Chain"]
+from .rules import BackwardSpec
+
+__all__ = ["Layout", "Stage", "Objective", "Chain", "Backward"]
+
+Shape = Tuple[int, ...]
 
 
-@dataclass(frozen=True, eq=False)
-class Chain:
-    """Compiled stages, objective and initial state.
+class Layout:
+    """Flat float64 parameter vector ``w`` (n,) <-> per-stage parameters.
+
+    Parameters
+    ----------
+    shapes : sequence over stages of sequences of shapes
+        ``shapes[t]`` are the shapes of stage ``t``'s parameter arrays, e.g.
+        ``((16, 64), (16,))`` for a dense layer's ``(W, b)``, ``((1,),)`` for a scalar
+        control. Stage ``t`` owns ``w[offsets[t]:offsets[t+1]]``, its arrays stored one after
+        the other in C order.
+
+    Notes
+    -----
+    :meth:`uniform` builds the layout of a homogeneous control chain, whose :meth:`unpack`
+    is the free view ``w.reshape(T, nw)`` and whose :meth:`pack` accepts ``(T, nw)``.
+    """
+
+    def __init__(self, shapes: Sequence[Sequence[Shape]], *, uniform: bool = False):
+        self.shapes: Tuple[Tuple[Shape, ...], ...] = tuple(
+            tuple(tuple(int(d) for d in s) for s in stage) for stage in shapes)
+        sizes = [sum(int(np.prod(s)) for s in st) for st in self.shapes]
+        self.sizes = np.array(sizes, dtype=np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).astype(np.int64)
+        self.uniform = bool(uniform)
+
+    @classmethod
+    def homogeneous(cls, T: int, nw: int) -> "Layout":
+        """``T`` stages with one ``(nw,)`` parameter each: ``unpack`` gives ``(T, nw)``."""
+        return cls([((nw,),)] * T, uniform=True)
+
+    @property
+    def T(self) -> int:
+        return len(self.shapes)
+
+    @property
+    def size(self) -> int:
+        """``n``, the length of the flat vector."""
+        return int(self.offsets[-1])
+
+    def zeros(self) -> np.ndarray:
+        return np.zeros(self.size)
+
+    def segment(self, w: np.ndarray, t: int) -> np.ndarray:
+        """Stage ``t``'s flat parameters, a view of ``w``."""
+        return w[self.offsets[t]:self.offsets[t + 1]]
+
+    def stage_arrays(self, segment: np.ndarray, t: int) -> Tuple[np.ndarray, ...]:
+        """Stage ``t``'s parameter arrays (views) from its flat segment."""
+        out, k = [], 0
+        for s in self.shapes[t]:
+            m = int(np.prod(s))
+            out.append(segment[k:k + m].reshape(s))
+            k += m
+        return tuple(out)
+
+    def unpack(self, w: np.ndarray):
+        """Per-stage views of ``w``: ``(T, nw)`` for a uniform layout, else a list of ``T``
+        tuples of arrays."""
+        if self.uniform:
+            return w.reshape(self.T, -1)
+        return [self.stage_arrays(self.segment(w, t), t) for t in range(self.T)]
+
+    def pack(self, params, what: str = "w") -> np.ndarray:
+        """A new flat float64 vector from per-stage parameters (the inverse of
+        :meth:`unpack`), validated: shapes must match and entries be finite.
+
+        Accepts the flat vector itself, ``(T, nw)`` (uniform layouts; also ``(T,)`` when
+        ``nw == 1``) or a sequence of ``T`` tuples of arrays.
+        """
+        if not self.uniform and isinstance(params, (list, tuple)):
+            flat = self._pack_nested(params, what)
+        else:
+            arr = _as_float_array(params, what)
+            if arr.shape == (self.size,):
+                flat = arr.copy()
+            elif self.uniform and arr.shape == (self.T, int(self.sizes[0])):
+                flat = arr.reshape(-1).copy()
+            else:
+                raise ValueError(f"{what} has shape {arr.shape}; expected {self.describe()}")
+        _check_finite(flat, what)
+        return flat
+
+    def _pack_nested(self, params, what) -> np.ndarray:
+        params = list(params)
+        if len(params) != self.T:
+            raise ValueError(f"{what} has {len(params)} stages; expected T = {self.T}")
+        flat = np.empty(self.size)
+        for t, (p, shapes) in enumerate(zip(params, self.shapes)):
+            arrays = p if isinstance(p, (tuple, list)) else (p,)
+            if len(arrays) != len(shapes):
+                raise ValueError(f"{what}[{t}] has {len(arrays)} arrays; expected {len(shapes)} "
+                                 f"with shapes {list(shapes)}")
+            seg = self.segment(flat, t)
+            k = 0
+            for j, (a, s) in enumerate(zip(arrays, shapes)):
+                arr = _as_float_array(a, f"{what}[{t}][{j}]")
+                if arr.shape != s:
+                    raise ValueError(f"{what}[{t}][{j}] has shape {arr.shape}; expected {s}")
+                m = arr.size
+                seg[k:k + m] = arr.ravel()
+                k += m
+        return flat
+
+    def expand(self, per_stage: np.ndarray) -> np.ndarray:
+        """Per-stage values ``(T,)`` -> one value per entry of ``w``, shape ``(n,)``."""
+        return np.repeat(np.asarray(per_stage, dtype=float), self.sizes)
+
+    def describe(self) -> str:
+        if self.uniform:
+            nw = int(self.sizes[0]) if self.T else 0
+            return f"(T, nw) = ({self.T}, {nw})" + (f" or ({self.T},)" if nw == 1 else "")
+        return f"{self.T} stages with parameter shapes {[list(s) for s in self.shapes]}"
+
+    def __eq__(self, other):
+        return isinstance(other, Layout) and self.shapes == other.shapes
+
+    def __hash__(self):
+        return hash(self.shapes)
+
+    def __repr__(self):
+        return f"Layout(n={self.size}, {self.describe()})"
+
+
+def _as_float_array(a, what) -> np.ndarray:
+    try:
+        return np.asarray(a, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"{what} must be an array of numbers; got {type(a).__name__}") from None
+
+
+def _check_finite(flat: np.ndarray, what: str) -> None:
+    if not np.all(np.isfinite(flat)):
+        raise ValueError(f"{what} must have finite entries; found "
+                         f"{int(np.sum(~np.isfinite(flat)))} non-finite")
+
+
+class Stage:
+    """One stage ``x_t = phi_t(w_t, x_{t-1})``; ``w_t`` is the stage's flat parameter segment.
+
+    Subclasses implement :meth:`forward` and :meth:`vjp` (and may override ``vjp_w`` /
+    ``vjp_x`` when one half is cheaper alone). A stage may also define
+
+    - ``hess_x(w, x, lam) -> (m, m)`` and ``hess_w(w, x, lam) -> (nw, nw)``: Hessians of
+      ``lam^T phi`` (the Newton inner solver of the Moreau rule);
+    - ``prox_w``, ``prox_x``...: closed forms for rules that need them (later oracles).
 
     Attributes
     ----------
-    kernels : module
-        Compiled kernels: ``forward``, ``objective``, ``backward_gradient``,
-        ``backward_moreau`` and the stage primitives.
-    x0 : ndarray, shape (nx,)
-    horizon : int
-    nx, nw : int
-    njv : int
-        Values stored per stage by the forward pass (see ``stored``).
-    store_jacobians : bool
-        Whether :meth:`value_and_gradient` and :meth:`moreau_paper` store them in the
-        forward pass (Algo 3) so the backward pass re-evaluates less of the stage; chosen
-        when ``njv <= 2 (nx + nw)``, which keeps a gradient call's arrays within 3x the
-        trajectory's.
-    stored : str
-        What is stored: ``"jacobian"`` (the Jacobian entries that vary with ``(w, x)``; the
-        backward pass is then multiply-adds), ``"transcendentals"`` (the stage's sin, cos,
-        exp... values; the backward pass calls no libm function), or ``"none"``.
-    affine_w, affine_x, quadratic_h : bool
-        Structure detected symbolically; the Moreau pass uses closed forms where they hold.
-    fused : bool
-        Whether ``kernels`` also has the fused twins ``f_*`` of the loop kernels (states in
-        scalar locals, see :mod:`moreauctl.codegen.fused`); they give the same numbers
-        faster, and the methods below prefer them.
+    param_shapes : tuple of shapes
+        Shapes of the stage's parameter arrays (their sizes add up to ``nw``).
+    affine_w, affine_x : bool
+        ``phi`` affine in ``w`` (resp. ``x``): the Moreau rule on that line is then exact
+        and equal to the gradient rule.
     """
 
-    kernels: ModuleType
-    x0: np.ndarray
-    horizon: int
-    nx: int
-    nw: int
-    njv: int = 1
-    store_jacobians: bool = False
-    stored: str = "none"
+    param_shapes: Tuple[Shape, ...] = ()
     affine_w: bool = False
     affine_x: bool = False
-    quadratic_h: bool = False
-    fused: bool = False
 
-    def forward(self, w: np.ndarray):
-        """Run the forward pass.
+    @property
+    def nw(self) -> int:
+        return sum(int(np.prod(s)) for s in self.param_shapes)
 
-        Parameters
-        ----------
-        w : ndarray, shape (T, nw), float64, C-contiguous (validated by the caller)
+    def forward(self, w: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """``phi(w, x)``."""
+        raise NotImplementedError
+
+    def vjp(self, w: np.ndarray, x: np.ndarray, lam: np.ndarray):
+        """``(dphi/dw^T lam, dphi/dx^T lam)``: shapes ``(nw,)`` and that of ``x``."""
+        raise NotImplementedError
+
+    def vjp_w(self, w, x, lam) -> np.ndarray:
+        return self.vjp(w, x, lam)[0]
+
+    def vjp_x(self, w, x, lam) -> np.ndarray:
+        return self.vjp(w, x, lam)[1]
+
+
+class Objective:
+    """The objective ``h(x_T; data)``.
+
+    Subclasses implement :meth:`value` and :meth:`grad`; they may define
+    ``hess(x, data) -> (m, m)`` (Newton inner solver) or ``moreau_grad(x, data, c)`` (a
+    closed form of ``grad env(c h)``).
+    """
+
+    def value(self, x: np.ndarray, data: Any) -> float:
+        raise NotImplementedError
+
+    def grad(self, x: np.ndarray, data: Any) -> np.ndarray:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Backward:
+    """Output of a backward pass.
+
+    Attributes
+    ----------
+    direction : ndarray, shape (n,)
+        ``g_t`` of every stage, flat like ``w``.
+    lam0 : ndarray
+        Costate of ``x_0``.
+    failed_stage : int or None
+        Row ``t`` (0-based) of the first stage whose output was not finite; ``T`` for the
+        objective's line; None when every value is finite.
+    residuals : ndarray, shape (T+1, 2), optional
+        With ``spec.diagnostics``: ``|grad F|`` of each subproblem at its solution, column 0
+        for the state line (row ``T``: the objective's), column 1 for the weight line; NaN
+        where a line used a closed form.
+    costates : list, optional
+        With ``spec.diagnostics`` (Python passes): ``lam_0..lam_T``.
+    """
+
+    direction: np.ndarray
+    lam0: np.ndarray
+    failed_stage: Optional[int] = None
+    residuals: Optional[np.ndarray] = None
+    costates: Optional[list] = None
+
+
+class Chain:
+    """Stages, objective and initial state; the passes run as Python loops over stages.
+
+    Parameters
+    ----------
+    stages : sequence of Stage
+    h : Objective
+    x0 : ndarray or callable
+        The initial state, or ``x0(data) -> x_0`` when it comes from the data (a network's
+        inputs).
+    layout : Layout, optional
+        Default: from each stage's ``param_shapes``.
+    """
+
+    def __init__(self, stages: Sequence[Stage], h: Objective,
+                 x0: Union[np.ndarray, Callable[[Any], np.ndarray], None] = None,
+                 layout: Optional[Layout] = None):
+        self.stages = list(stages)
+        if not self.stages:
+            raise ValueError("a chain needs at least one stage")
+        self.h = h
+        self._x0 = x0
+        self.layout = layout or Layout([st.param_shapes for st in self.stages])
+        if self.layout.T != len(self.stages):
+            raise ValueError(f"layout has {self.layout.T} stages; the chain has {len(self.stages)}")
+
+    @property
+    def horizon(self) -> int:
+        """``T``."""
+        return len(self.stages)
+
+    # -- the data argument ------------------------------------------------------------
+    def initial_state(self, data=None) -> np.ndarray:
+        """``x_0`` for this data (the fixed initial state of a control chain)."""
+        x0 = self._x0
+        if callable(x0):
+            return x0(data)
+        if x0 is None:
+            raise ValueError("this chain has no initial state: pass x0= (an array, or a "
+                             "callable of the data)")
+        return x0
+
+    def check_params(self, w, what: str = "w") -> np.ndarray:
+        """A new flat float64 copy of ``w`` (flat or per-stage), validated by the layout."""
+        return self.layout.pack(w, what)
+
+    # -- passes -----------------------------------------------------------------------
+    def forward(self, w: np.ndarray, data=None):
+        """States and cost.
 
         Returns
         -------
         cost : float
-            ``h(x_T)``.
-        X : ndarray, shape (T+1, nx)
+        X : list of T+1 states
         """
-        X = np.empty((w.shape[0] + 1, self.nx))
-        k = self.kernels
-        cost = (k.f_forward if self.fused else k.forward)(w, self.x0, X)
-        return float(cost), X
+        x = self.initial_state(data)
+        X = [x]
+        for t, st in enumerate(self.stages):
+            x = st.forward(self.layout.segment(w, t), x)
+            X.append(x)
+        return float(self.h.value(x, data)), X
 
-    def objective(self, w: np.ndarray) -> float:
-        """``h(f(w, x0))`` without storing states."""
-        k = self.kernels
-        return float((k.f_objective if self.fused else k.objective)(w, self.x0))
+    def objective(self, w: np.ndarray, data=None) -> float:
+        """``h(f(w, x_0); data)``."""
+        x = self.initial_state(data)
+        for t, st in enumerate(self.stages):
+            x = st.forward(self.layout.segment(w, t), x)
+        return float(self.h.value(x, data))
 
-    def gradient(self, w: np.ndarray, X: np.ndarray):
-        """Gradient back-propagation (Algo 4) given the states of :meth:`forward`.
+    def gradient(self, w: np.ndarray, X, data=None):
+        """Gradient back-propagation (Algo 4) from the states of :meth:`forward`.
 
         Returns
         -------
-        G : ndarray, shape (T, nw)
-        lam0 : ndarray, shape (nx,)
+        G : ndarray, shape (n,)
+        lam0 : costate of ``x_0``
         """
-        G = np.empty_like(w)
-        lam0 = np.empty(self.nx)
-        k = self.kernels
-        (k.f_backward_gradient if self.fused else k.backward_gradient)(w, X, G, lam0)
-        return G, lam0
+        G = np.empty(self.layout.size)
+        lam = self.h.grad(X[-1], data)
+        for t in range(self.horizon - 1, -1, -1):
+            gw, lam = self.stages[t].vjp(self.layout.segment(w, t), X[t], lam)
+            self.layout.segment(G, t)[:] = np.ravel(gw)
+        return G, lam
 
-    def value_and_gradient(self, w: np.ndarray):
-        """Objective, states, gradient and ``lam_0`` in one forward and one backward pass.
+    def value_and_gradient(self, w: np.ndarray, data=None):
+        """``(cost, X, G, lam0)``: one forward and one backward pass (Algo 3-4)."""
+        cost, X = self.forward(w, data)
+        G, lam0 = self.gradient(w, X, data)
+        return cost, X, G, lam0
 
-        Returns
-        -------
-        cost : float
-        X : ndarray, shape (T+1, nx)
-        G : ndarray, shape (T, nw)
-        lam0 : ndarray, shape (nx,)
-        """
-        T = w.shape[0]
-        if self.fused:
-            # one kernel call for both passes: at small T the per-call overhead dominates
-            X = np.empty((T + 1, self.nx))
-            JV = np.empty((T if self.store_jacobians else 0, self.njv))
-            G = np.empty_like(w)
-            lam0 = np.empty(self.nx)
-            cost = self.kernels.f_value_and_gradient(w, self.x0, X, JV, G, lam0)
-            return float(cost), X, G, lam0
-        if not self.store_jacobians:
-            cost, X = self.forward(w)
-            G, lam0 = self.gradient(w, X)
-            return cost, X, G, lam0
-        X = np.empty((T + 1, self.nx))
-        JV = np.empty((T, self.njv))
-        cost = self.kernels.forward_jac(w, self.x0, X, JV)
-        G = np.empty_like(w)
-        lam0 = np.empty(self.nx)
-        self.kernels.backward_gradient_jac(w, JV, X, G, lam0)
-        return float(cost), X, G, lam0
+    def backward(self, w: np.ndarray, X, data, spec: BackwardSpec) -> Backward:
+        """Backward pass of Algo 2 with a rule and a step per line (see
+        :mod:`moreauctl.rules`): ``lam_T = R_2(h)(x_T)``, then for ``t = T..1``
+        ``g_t = R_5(...)(w_t)`` and ``lam_{t-1} = R_4(...)(x_{t-1})``, stopping at the first
+        stage whose output is not finite."""
+        o_rule, x_rule, w_rule = spec.rules
+        T = self.horizon
+        G = np.full(self.layout.size, np.nan)
+        lam = o_rule.objective(self.h, X[T], data, spec.gam_h, spec.inner)
+        lams = [None] * (T + 1) if spec.diagnostics else None
+        resid = np.full((T + 1, 2), np.nan) if spec.diagnostics else None
+        if not _finite(lam):
+            return Backward(G, lam, T, resid, lams)
+        if spec.diagnostics:
+            lams[T] = lam
+            if o_rule.name == "mbp":
+                y = -lam
+                resid[T, 0] = np.linalg.norm(spec.gam_h * self.h.grad(X[T] + y, data) + y)
+        for t in range(T - 1, -1, -1):
+            st, wt = self.stages[t], self.layout.segment(w, t)
+            g = w_rule.weights(st, wt, X[t], lam, float(spec.alp[t]), spec.inner, X[t + 1])
+            lam_prev = x_rule.states(st, wt, X[t], lam, float(spec.gam[t]), spec.inner,
+                                     X[t + 1])
+            self.layout.segment(G, t)[:] = np.ravel(g)
+            if not (_finite(g) and _finite(lam_prev)):
+                return Backward(G, lam_prev, t, resid, lams)
+            lam_t, lam = lam, lam_prev
+            if spec.diagnostics:
+                lams[t] = lam
+                resid[t] = _residuals(st, wt, X[t], lam_t, g, lam, float(spec.alp[t]),
+                                      float(spec.gam[t]), spec)
+        return Backward(G, lam, None, resid, lams)
 
-    def moreau_paper(self, w: np.ndarray, gam_h: float, gam: np.ndarray, alp: np.ndarray,
-                     rules: np.ndarray):
-        """Forward pass and Moreau backward pass with the "paper" inner algorithm.
+    def forward_backward(self, w: np.ndarray, data, spec: BackwardSpec):
+        """``(cost, X, Backward)``: :meth:`forward` then :meth:`backward`."""
+        cost, X = self.forward(w, data)
+        return cost, X, self.backward(w, X, data, spec)
 
-        Parameters
-        ----------
-        w : ndarray, shape (T, nw)
-        gam_h : float
-            Step of the objective's subproblem.
-        gam, alp : ndarray, shape (T,)
-            Steps of the state and control subproblems, row ``t`` for stage ``t``.
-        rules : ndarray of int64, shape (3,)
-            ``RULE_GBP``/``RULE_MBP`` for the objective, states and controls.
+    def __repr__(self):
+        return f"{type(self).__name__}(T={self.horizon}, n={self.layout.size})"
 
-        Returns
-        -------
-        cost : float
-        X : ndarray, shape (T+1, nx)
-        G : ndarray, shape (T, nw)
-            The Moreau directions.
-        lam0 : ndarray, shape (nx,)
-        bad : int
-            First row whose result is not finite (``T``: the objective's), or -1.
-        """
-        T = w.shape[0]
-        k = self.kernels
-        G = np.empty_like(w)
-        lam0 = np.empty(self.nx)
-        if not self.fused:
-            cost, X = self.forward(w)
-            bad = k.backward_moreau_paper(w, X, gam_h, gam, alp, rules, G, lam0)
-            return cost, X, G, lam0, int(bad)
-        X = np.empty((T + 1, self.nx))
-        if self.store_jacobians:
-            # the stored entries make each stage's first VJP free of trigonometry
-            JV = np.empty((T, self.njv))
-            cost = k.f_forward_jac(w, self.x0, X, JV)
-        else:
-            JV = np.empty((0, self.njv))
-            cost = k.f_forward(w, self.x0, X)
-        bad = k.f_backward_moreau_paper(w, X, JV, self.store_jacobians, gam_h, gam, alp,
-                                        rules, G, lam0)
-        return float(cost), X, G, lam0, int(bad)
+
+def _residuals(st, w, x, lam, g, lam_prev, c_w, c_x, spec) -> Tuple[float, float]:
+    """``|grad F(y)|`` of the state and weight subproblems of one stage at the pass's
+    solutions ``y = -lam_prev`` and ``y = -g`` (NaN for lines that solved no subproblem)."""
+    _, x_rule, w_rule = spec.rules
+    rx = rw = math.nan
+    if x_rule.name == "mbp" and not st.affine_x:
+        y = -lam_prev
+        rx = float(np.linalg.norm(c_x * st.vjp_x(w, x + y, lam) + y))
+    if w_rule.name == "mbp" and not st.affine_w:
+        y = -np.ravel(g)
+        rw = float(np.linalg.norm(c_w * np.ravel(st.vjp_w(w + y, x, lam)) + y))
+    return rx, rw
+
+
+def _finite(a) -> bool:
+    # a finite sum proves every entry finite (cheaper than np.isfinite on big arrays); an
+    # overflowing sum of finite entries only sends us to the exact check
+    s = float(np.sum(a))
+    return math.isfinite(s) or bool(np.all(np.isfinite(a)))

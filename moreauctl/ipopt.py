@@ -23,6 +23,7 @@ from typing import Any, Mapping, Optional
 import casadi as ca
 import numpy as np
 
+from .registry import register_method
 from .result import History, SolveResult
 
 __all__ = ["solve_ipopt", "DEFAULT_IPOPT_OPTIONS", "IPOPT_FAILED"]
@@ -147,3 +148,16 @@ def solve_ipopt(problem, w0=None, options: Optional[Mapping[str, Any]] = None,
     return SolveResult(w=w_opt, states=X_opt, fun=fun, costs=np.array([cost0, fun]), nit=nit,
                        success=success, status=status, message=message, history=hist,
                        method="ipopt", settings=settings)
+
+
+def _run(problem, *, w0=None, iters=None, verbose=True, options=None) -> SolveResult:
+    """``solve(problem, "ipopt", ...)``: ``iters``, if given, is IPOPT's ``max_iter``."""
+    if iters is not None:
+        options = dict(options or {})
+        if "max_iter" in options:
+            raise ValueError("give iters or solver_options['max_iter'] for IPOPT, not both")
+        options["max_iter"] = int(iters)
+    return solve_ipopt(problem, w0=w0, options=options, verbose=verbose)
+
+
+register_method("ipopt", run=_run, doc="IPOPT on the multiple-shooting transcription (reference optimum)")

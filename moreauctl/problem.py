@@ -16,35 +16,20 @@ the objective becomes ``h(x_T) + c_T``. So every problem, with or without stage 
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Union
 
 import casadi as ca
 import numpy as np
 
+from . import _validate as v
+from .codegen import compile_chain
 from .discretize import SCHEMES, discretize
 from .plant import Plant
 
 __all__ = ["ControlProblem"]
 
 CostSpec = Union[Callable, ca.SX, None]
-
-
-def _check_positive_int(value, what):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{what} must be an integer >= 1; got {value!r}")
-    return int(value)
-
-
-def _check_dt(dt):
-    try:
-        dt_f = float(dt)
-    except (TypeError, ValueError):
-        raise TypeError(f"dt must be a positive number; got {dt!r}") from None
-    if not math.isfinite(dt_f) or dt_f <= 0:
-        raise ValueError(f"dt must be a finite number > 0; got {dt!r}")
-    return dt_f
 
 
 def _check_x0(x0, nx):
@@ -126,9 +111,9 @@ class ControlProblem:
         if not isinstance(self.plant, Plant):
             raise TypeError(f"plant must be a moreauctl.Plant; got {type(self.plant).__name__}")
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
-        set_("horizon", _check_positive_int(self.horizon, "horizon"))
-        set_("dt", _check_dt(self.dt))
-        set_("substeps", _check_positive_int(self.substeps, "substeps"))
+        set_("horizon", v.positive_int("horizon", self.horizon))
+        set_("dt", v.positive_number("dt", self.dt))
+        set_("substeps", v.positive_int("substeps", self.substeps))
         if self.scheme not in SCHEMES:
             raise ValueError(f"unknown scheme {self.scheme!r}; choose one of {sorted(SCHEMES)}")
         p = self.plant
@@ -161,7 +146,6 @@ class ControlProblem:
         set_("x0_chain", x0c)
         if self.name is None:
             set_("name", f"{p.name}-T{self.horizon}")
-        object.__setattr__(self, "_cache", {})
 
     # -- sizes ------------------------------------------------------------------
     @property
@@ -206,12 +190,9 @@ class ControlProblem:
     # -- the compiled chain -----------------------------------------------------
     @property
     def chain(self):
-        """The compiled :class:`moreauctl.chain.Chain` of this problem (built once)."""
-        if "chain" not in self._cache:
-            from .codegen.stages import compile_casadi_chain
-            self._cache["chain"] = compile_casadi_chain(self.stage, self.objective,
-                                                        self.x0_chain, self.horizon)
-        return self._cache["chain"]
+        """Alias of :func:`moreauctl.codegen.compile_chain` ``(self)``: the compiled
+        :class:`~moreauctl.codegen.CasadiChain` (built once per problem, cached there)."""
+        return compile_chain(self)
 
     # -- symbolic references (tests, IPOPT) ---------------------------------------
     def casadi_rollout(self) -> ca.Function:

@@ -26,6 +26,15 @@ def _frozen_array(a) -> np.ndarray:
     return arr
 
 
+def _frozen_params(w):
+    """A read-only copy of parameters: one array (control, ``(T, nw)``) or a list of tuples
+    of arrays (networks)."""
+    if isinstance(w, (list, tuple)):
+        return [tuple(_frozen_array(a) for a in (p if isinstance(p, (list, tuple)) else (p,)))
+                for p in w]
+    return _frozen_array(w)
+
+
 @dataclass(frozen=True)
 class History:
     """Per-iteration record of a run (``K`` iterations done).
@@ -42,6 +51,10 @@ class History:
         Seconds since the start of the run when ``costs[k]`` was known.
     evals : ndarray, shape (K+1,)
         Cumulative objective evaluations (forward passes, line-search trials included).
+    epoch_ends : ndarray of int, shape (E+1,)
+        Runs on mini-batches: the number of updates done when each epoch ended (0 first);
+        ``costs`` then holds the mini-batch loss of each update (``K`` entries) and the
+        other arrays are per update too. Empty for runs on fixed data.
     """
 
     costs: np.ndarray
@@ -49,10 +62,14 @@ class History:
     direction_norms: np.ndarray
     times: np.ndarray
     evals: np.ndarray
+    epoch_ends: np.ndarray = ()
 
     def __post_init__(self):
         for f in fields(self):
             object.__setattr__(self, f.name, _frozen_array(getattr(self, f.name)))
+        ends = np.array(self.epoch_ends, dtype=np.int64)
+        ends.setflags(write=False)
+        object.__setattr__(self, "epoch_ends", ends)
 
     def min_so_far(self) -> np.ndarray:
         """Running minimum of ``costs`` (NaN counts as +inf), shape (K+1,)."""
@@ -69,15 +86,18 @@ class SolveResult:
 
     Attributes
     ----------
-    w : ndarray, shape (T, nw)
-        Last controls with a finite cost (the iterate of the last accepted step).
-    states : ndarray, shape (T+1, nx)
-        States of the chain at ``w``.
+    w : ndarray, shape (T, nw), or list of tuples of arrays
+        Last parameters with a finite cost (the iterate of the last accepted step): controls
+        ``(T, nw)``, or a network's ``[(W_1, b_1), ...]``.
+    states : ndarray, shape (T+1, nx), or None
+        States of the chain at ``w`` (None for runs on mini-batches).
     fun : float
         ``h(f(w))``.
-    costs : ndarray, shape (nit+1,)
-        Cost per iteration, starting at the initial controls. On divergence the last entry is
-        the non-finite or blown-up value that stopped the run.
+    costs : ndarray
+        Cost per iteration, starting at the initial parameters (``nit + 1`` entries), or,
+        on mini-batches, the objective on the whole data at the start and after each epoch.
+        On divergence the last entry is the non-finite or blown-up value that stopped the
+        run.
     nit : int
         Iterations done.
     success : bool
@@ -103,8 +123,10 @@ class SolveResult:
     settings: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
-        for name in ("w", "states", "costs"):
-            object.__setattr__(self, name, _frozen_array(getattr(self, name)))
+        object.__setattr__(self, "w", _frozen_params(self.w))
+        if self.states is not None and not isinstance(self.states, list):
+            object.__setattr__(self, "states", _frozen_array(self.states))
+        object.__setattr__(self, "costs", _frozen_array(self.costs))
 
     @property
     def x(self) -> np.ndarray:

@@ -1,205 +1,230 @@
-"""The one iteration loop: forward, oracle, update, history, callbacks, stopping, divergence.
+"""The one loop (:func:`minimize`) and the method-name front end (:func:`solve`).
 
-Methods
--------
+:func:`minimize` takes a chain, an oracle, an optimizer and a start point and iterates:
+oracle (forward + backward pass) -> optimizer update (optionally Armijo-backtracked) ->
+new iterate, with history, callbacks, progress, and divergence reported as a result. It
+runs either ``iters`` iterations on the chain's fixed data (control: ``data=None``) or
+``epochs`` passes over mini-batches (networks).
+
+:func:`solve` turns a method name into that triple through :mod:`moreauctl.registry`
+(``"moreau-adam"`` = the Moreau oracle with Adam), or hands a solver method (``"ipopt"``)
+its problem.
+
+Methods registered by this package
+----------------------------------
 ``"gd"``
     Gradient oracle, ``w <- w - step * grad``. With ``stage_weights="geometric"`` and
-    ``gamma``, row ``t`` of the gradient is scaled by ``gamma^(T-t)`` (per-stage steps
-    ``step * gamma^(T-s+1)`` for the paper's stage ``s``): Moreau GD's weighting without
-    its prox.
+    ``gamma``, stage ``t``'s gradient is scaled by ``gamma^(T-t+1)``: Moreau GD's
+    weighting without its prox.
 ``"moreau-gd"``
-    Moreau oracle with ``alpha = step`` and ``gamma``; ``w <- w - g``.
+    Moreau oracle with ``alpha = step`` and ``gamma``; ``w <- w - g`` (Algo 6).
 ``"momentum"``, ``"nesterov"``, ``"rmsprop"``, ``"adam"``, ``"sgd"``
     The gradient oracle with that update rule and learning rate ``step``.
 ``"moreau-momentum"``, ``"moreau-nesterov"``, ``"moreau-rmsprop"``, ``"moreau-adam"``
-    The Moreau oracle (``alpha`` from ``moreau_options``, default 1) with that update rule
+    The Moreau oracle (``alpha`` from ``oracle_options``, default 1) with that update rule
     and learning rate ``step``.
+``"ipopt"``
+    IPOPT on the multiple-shooting transcription (:mod:`moreauctl.ipopt`).
+
+``sorted(moreauctl.METHODS)`` lists every registered name.
 """
 from __future__ import annotations
 
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 import numpy as np
 
-from .optimizers import OPTIMIZERS, make_optimizer, sgd
-from .oracles import GradientOracle, MoreauOracle, stage_weight_vector
+from . import _validate as v
+from . import ipopt  # noqa: F401  (registers the "ipopt" solver method)
+from . import oracles  # noqa: F401  (registers the oracles and their methods)
+from .registry import METHODS, OPTIMIZERS, ORACLES, get_method
 from .result import STATUS, History, SolveResult
 
-__all__ = ["solve", "METHODS", "IterationInfo"]
+__all__ = ["solve", "minimize", "METHODS", "IterationInfo", "LINE_SEARCHES"]
 
-_GRADIENT_METHODS = {"gd": "sgd", "sgd": "sgd", "momentum": "momentum", "nesterov": "nesterov",
-                     "rmsprop": "rmsprop", "adam": "adam"}
-_MOREAU_METHODS = {"moreau-gd": "sgd", "moreau-sgd": "sgd", "moreau-momentum": "momentum",
-                   "moreau-nesterov": "nesterov", "moreau-rmsprop": "rmsprop",
-                   "moreau-adam": "adam"}
-#: every method name :func:`solve` accepts
-METHODS = tuple(sorted(_GRADIENT_METHODS) + sorted(_MOREAU_METHODS) + ["ipopt"])
 LINE_SEARCHES = (None, "armijo")
 
 
 @dataclass(frozen=True)
 class IterationInfo:
-    """What a callback receives after each iteration (raise ``StopIteration`` to stop)."""
+    """What a callback receives after each iteration (raise ``StopIteration`` to stop).
+
+    Attributes
+    ----------
+    nit : int
+        Iterations (updates) done.
+    w : ndarray or list
+        The new iterate, per stage (``(T, nw)`` for control; the layout's unpacked form).
+    cost : float
+        Its cost (iteration mode) or the mini-batch loss before the update (epoch mode).
+    direction_norm : float
+    epoch : int or None
+        The epoch (epoch mode).
+    """
 
     nit: int
-    w: np.ndarray
+    w: Any
     cost: float
     direction_norm: float
+    epoch: Optional[int] = None
 
 
-def _check_step(step):
-    try:
-        s = float(step)
-    except (TypeError, ValueError):
-        raise TypeError(f"step must be a number > 0; got {step!r}") from None
-    if not (math.isfinite(s) and s > 0):
-        raise ValueError(f"step must be a finite number > 0; got {step!r}")
-    return s
-
-
-def _check_iters(iters):
-    if isinstance(iters, bool) or not isinstance(iters, (int, np.integer)) or iters < 0:
-        raise ValueError(f"iters must be an integer >= 0; got {iters!r}")
-    return int(iters)
-
-
-def _progress(total, verbose, desc):
+def _progress(total, verbose, desc, unit="it"):
     if not verbose:
         return None
     from tqdm.auto import tqdm
     # delay: short runs print nothing; long ones show a bar on stderr.
-    return tqdm(total=total, desc=desc, delay=1.0, leave=False, unit="it")
+    return tqdm(total=total, desc=desc, delay=1.0, leave=False, unit=unit)
 
 
-def solve(problem, method: str = "gd", step: float = 1.0, iters: int = 50, *,
-          gamma: Optional[float] = None, w0=None, line_search: Optional[str] = None,
-          stage_weights: Optional[str] = None, moreau_options: Optional[Mapping[str, Any]] = None,
-          optimizer_options: Optional[Mapping[str, Any]] = None,
-          callback: Optional[Callable[[IterationInfo], Any]] = None, gtol: float = 0.0,
-          divergence_factor: float = 1e8, max_backtracks: int = 60,
-          verbose: bool = True, ipopt_options: Optional[Mapping[str, Any]] = None) -> SolveResult:
-    """Minimize ``h(f(w, x0))`` over the controls ``w`` (T, nw).
+class _Loop:
+    """State shared by the two modes of :func:`minimize` (kept out of its signature)."""
+
+    def __init__(self, chain, oracle, optimizer, w, line_search, max_backtracks, callback):
+        self.chain, self.oracle, self.optimizer = chain, oracle, optimizer
+        self.w = w
+        self.state = optimizer.init(w)
+        self.ostate = oracle.init(w)
+        self.line_search = line_search
+        self.max_backtracks = max_backtracks
+        self.callback = callback
+        self.n_eval = 0
+        self.t0 = time.perf_counter()
+
+    def call(self, data):
+        out, self.ostate = self.oracle(self.w, self.ostate, data)
+        self.n_eval += 1
+        return out
+
+    def update(self, out, data) -> Optional[float]:
+        """Move ``w`` along the optimizer's step; the accepted step multiplier, or None if
+        the Armijo search failed (then ``w`` is unchanged)."""
+        delta, self.state = self.optimizer.update(out.direction, self.state, self.w)
+        s = 1.0
+        if self.line_search == "armijo":
+            # sufficient decrease on the exact gradient when the oracle has it; a plain
+            # decrease otherwise (Moreau directions are not gradients)
+            slope = float(np.vdot(out.gradient, delta)) if out.gradient is not None else 0.0
+            for _ in range(self.max_backtracks):
+                trial = self.oracle.objective(self.w - s * delta, data)
+                self.n_eval += 1
+                if trial <= out.cost - 1e-4 * s * slope and (out.gradient is not None
+                                                              or trial < out.cost):
+                    break
+                s *= 0.5
+            else:
+                return None
+        self.w = self.w - s * delta
+        return s
+
+    def notify(self, k, cost, direction, epoch=None) -> bool:
+        """Run the callback; True if it asked to stop."""
+        if self.callback is None:
+            return False
+        try:
+            self.callback(IterationInfo(k, self.chain.layout.unpack(self.w), cost,
+                                        float(np.linalg.norm(direction)), epoch))
+        except StopIteration:
+            return True
+        return False
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+
+def minimize(chain, oracle, optimizer, w0, *, iters: Optional[int] = None,
+             batches: Optional[Callable[[int], Iterable]] = None, epochs: Optional[int] = None,
+             eval_data=None, line_search: Optional[str] = None,
+             callback: Optional[Callable[[IterationInfo], Any]] = None, gtol: float = 0.0,
+             divergence_factor: float = 1e8, max_backtracks: int = 60, verbose: bool = True,
+             label: str = "", method: str = "", settings: Optional[Mapping[str, Any]] = None
+             ) -> SolveResult:
+    """Minimize ``h(f(w, x0); data)`` from ``w0`` with an oracle's directions and an optimizer.
 
     Parameters
     ----------
-    problem : ControlProblem
-    method : str
-        One of :data:`METHODS` (see the module docstring).
-    step : float
-        Step size (``alpha`` for ``moreau-gd``; the learning rate otherwise). With
-        ``line_search="armijo"`` it is the initial trial step of every iteration.
-    iters : int
-        Number of iterations ``K``; ``costs`` has ``K + 1`` entries unless the run stops early.
-    gamma : float, optional
-        Moreau GD's ``gamma`` (required for Moreau methods), or the ratio of
-        ``stage_weights="geometric"`` for gradient methods.
-    w0 : array_like, shape (T, nw), optional
-        Initial controls; zeros by default.
+    chain : moreauctl.chain.Chain
+    oracle : Oracle
+        ``init(w)``, ``oracle(w, state, data) -> (OracleOutput, state)``, ``objective``.
+    optimizer : moreauctl.optimizers.Optimizer
+    w0 : array_like
+        Start point: flat ``(n,)`` or per stage (``(T, nw)`` for control).
+    iters : int, optional
+        Iteration mode (no ``batches``): ``K`` iterations on ``data=None``; default 50.
+        ``costs`` has ``K + 1`` entries unless the run stops early.
+    batches : callable, optional
+        Epoch mode: ``batches(epoch) -> iterable of data`` (one pass over the mini-batches;
+        reshuffle inside). Needs ``epochs``.
+    epochs : int, optional
+        Number of passes in epoch mode.
+    eval_data : optional
+        Data of the objective reported per epoch (the whole training set).
     line_search : {None, "armijo"}
-        ``"armijo"``: backtrack (halve) the update until
-        ``h(w - s d) <= h(w) - 1e-4 s <grad, d>`` (exact gradient available) or
-        ``h(w - s d) < h(w)`` (Moreau directions), starting from ``s = 1``.
-    stage_weights : {None, "geometric"}
-        Per-stage gradient weights (gradient methods only; see the module docstring).
-    moreau_options : mapping, optional
-        Keyword arguments of :class:`~moreauctl.oracles.MoreauOracle`: ``schedule``,
-        ``alpha_convention``, ``gammas``/``alphas``, ``rules``, ``inner``, ``inner_iters``,
-        ``inner_tol``, ``diagnostics`` (and ``alpha`` for ``moreau-<optimizer>``).
-    optimizer_options : mapping, optional
-        Extra keyword arguments of the update rule (e.g. ``beta`` of momentum).
+        ``"armijo"``: halve the update until ``f(w - s d) <= f(w) - 1e-4 s <grad, d>``
+        (exact gradient available) or ``f(w - s d) < f(w)`` (other directions), from
+        ``s = 1``; on the mini-batch in epoch mode.
     callback : callable, optional
-        ``callback(IterationInfo)`` after each iteration; raising ``StopIteration`` stops the
-        run (status 1).
+        ``callback(IterationInfo)`` after each update; ``StopIteration`` stops (status 1).
     gtol : float
-        Stop (status 2) when the direction's Euclidean norm is <= ``gtol``.
+        Iteration mode: stop (status 2) when the direction's norm is ``<= gtol``.
     divergence_factor : float
-        The run is declared diverged (status -2) when the cost exceeds
-        ``divergence_factor * max(1, |cost_0|)``; non-finite values give status -1.
+        Diverged (status -2) when a reported cost exceeds ``divergence_factor *
+        max(1, |cost_0|)``; non-finite values give status -1, a non-finite backward
+        output status -3.
     verbose : bool
-        Show a progress bar on stderr for runs longer than a second.
+        Progress bar on stderr for runs longer than a second.
+    label, method : str
+        For the progress bar and the result.
+    settings : mapping, optional
+        Stored in the result (what the caller chose).
 
     Returns
     -------
     SolveResult
+        ``w`` per stage (the layout's unpacked form), the last iterate with a finite cost.
     """
-    if method == "ipopt":
-        from .ipopt import solve_ipopt
-        for name, val, default in (("gamma", gamma, None), ("line_search", line_search, None),
-                                   ("stage_weights", stage_weights, None),
-                                   ("moreau_options", moreau_options, None),
-                                   ("optimizer_options", optimizer_options, None)):
-            if val is not default:
-                raise ValueError(f"{name} does not apply to method 'ipopt'")
-        return solve_ipopt(problem, w0=w0, options=ipopt_options, verbose=verbose)
-    if ipopt_options is not None:
-        raise ValueError("ipopt_options only applies to method='ipopt'")
-    if not isinstance(method, str) or method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {list(METHODS)}")
-    step = _check_step(step)
-    iters = _check_iters(iters)
     if line_search not in LINE_SEARCHES:
         raise ValueError(f"unknown line_search {line_search!r}; choose one of {list(LINE_SEARCHES)}")
-    w = problem.check_w(w0, "w0").copy()
-    chain = problem.chain
-    opt_kw = dict(optimizer_options or {})
-    settings = {"method": method, "step": step, "iters": iters, "gamma": gamma,
-                "line_search": line_search, "horizon": problem.horizon, "dt": problem.dt,
-                "scheme": problem.scheme, "problem": problem.name}
-    if method in _GRADIENT_METHODS:
-        if moreau_options:
-            raise ValueError(f"moreau_options only apply to Moreau methods, not {method!r}")
-        weights = stage_weight_vector(problem.horizon, stage_weights, gamma)
-        oracle = GradientOracle(chain, weights)
-        optimizer = make_optimizer(_GRADIENT_METHODS[method], step, **opt_kw)
-        settings["stage_weights"] = stage_weights
-    else:
-        if stage_weights is not None:
-            raise ValueError("stage_weights applies to gradient methods; Moreau methods set "
-                             "their per-stage steps with gamma and moreau_options['schedule']")
-        mo = dict(moreau_options or {})
-        opt_name = _MOREAU_METHODS[method]
-        if opt_name == "sgd":
-            if "alpha" in mo:
-                raise ValueError(f"for {method!r} the step is alpha: pass step=, not moreau_options['alpha']")
-            alpha, optimizer = step, sgd(1.0)
-        else:
-            alpha = mo.pop("alpha", 1.0)
-            optimizer = make_optimizer(opt_name, step, **opt_kw)
-        if gamma is None and "gammas" not in mo:
-            raise ValueError(f"method {method!r} needs gamma (the paper uses gamma=0.5)")
-        if "gammas" in mo:
-            oracle = MoreauOracle(chain, **mo)
-        else:
-            oracle = MoreauOracle(chain, alpha, gamma, **mo)
-        settings.update({"alpha": alpha, **{k: v for k, v in mo.items()
-                                           if k not in ("gammas", "alphas")}})
-    if opt_kw:
-        settings["optimizer_options"] = opt_kw
-    return _run(problem, oracle, optimizer, w, iters, line_search, callback, gtol,
-                divergence_factor, max_backtracks, verbose, method, settings)
+    gtol = v.nonnegative_number("gtol", gtol)
+    divergence_factor = v.positive_number("divergence_factor", divergence_factor)
+    max_backtracks = v.positive_int("max_backtracks", max_backtracks)
+    w = chain.check_params(w0, "w0")
+    loop = _Loop(chain, oracle, optimizer, w, line_search, max_backtracks, callback)
+    settings = dict(settings or {})
+    if batches is None:
+        if epochs is not None:
+            raise ValueError("epochs needs batches (a callable epoch -> iterable of data)")
+        iters = 50 if iters is None else v.nonnegative_int("iters", iters)
+        return _iterate(loop, iters, gtol, divergence_factor, verbose, label, method, settings)
+    if iters is not None:
+        raise ValueError("give iters (fixed data) or batches and epochs (mini-batches), not both")
+    if not callable(batches):
+        raise TypeError(f"batches must be a callable epoch -> iterable of data; got "
+                        f"{type(batches).__name__}")
+    if epochs is None:
+        raise ValueError("batches needs epochs (the number of passes over the data)")
+    epochs = v.nonnegative_int("epochs", epochs)
+    return _epochs(loop, batches, epochs, eval_data, divergence_factor, verbose, label, method,
+                   settings)
 
 
-def _run(problem, oracle, optimizer, w, iters, line_search, callback, gtol, divergence_factor,
-         max_backtracks, verbose, method, settings):
-    t_start = time.perf_counter()
+def _limit(cost0, factor):
+    return factor * max(1.0, abs(cost0)) if math.isfinite(cost0) else math.inf
+
+
+def _iterate(loop, iters, gtol, factor, verbose, label, method, settings) -> SolveResult:
     costs, steps, dnorms, times, evals = [], [], [], [], []
-    n_eval = 0
-    state = optimizer.init(w)
-    out = oracle(w)
-    n_eval += 1
-    cost0 = out.cost
-    limit = divergence_factor * max(1.0, abs(cost0)) if math.isfinite(cost0) else math.inf
-    costs.append(cost0)
-    times.append(time.perf_counter() - t_start)
-    evals.append(n_eval)
-    w_last, X_last, cost_last = w, out.states, cost0
-    status = 0
-    failed_stage = None
-    bar = _progress(iters, verbose, f"{method} T={problem.horizon}")
-    k = 0
+    out = loop.call(None)
+    limit = _limit(out.cost, factor)
+    costs.append(out.cost)
+    times.append(loop.elapsed())
+    evals.append(loop.n_eval)
+    w_last, X_last, cost_last = loop.w, out.states, out.cost
+    status, failed, k = 0, None, 0
+    bar = _progress(iters, verbose, label)
     try:
         while True:
             dn = float(np.linalg.norm(out.direction)) if out.failed_stage is None else math.nan
@@ -210,63 +235,264 @@ def _run(problem, oracle, optimizer, w, iters, line_search, callback, gtol, dive
             if out.cost > limit:
                 status = -2
                 break
-            w_last, X_last, cost_last = w, out.states, out.cost
+            w_last, X_last, cost_last = loop.w, out.states, out.cost
             if out.failed_stage is not None:
-                status, failed_stage = -3, out.failed_stage
+                status, failed = -3, out.failed_stage
                 break
             if k >= iters:
                 break
             if dn <= gtol:
                 status = 2
                 break
-            delta, state = optimizer.update(out.direction, state)
-            s = 1.0
-            if line_search == "armijo":
-                slope = (float(np.vdot(out.gradient, delta)) if out.gradient is not None else 0.0)
-                ok = False
-                for _ in range(max_backtracks):
-                    trial = oracle.objective(w - s * delta)
-                    n_eval += 1
-                    if trial <= out.cost - 1e-4 * s * slope and (out.gradient is not None
-                                                                   or trial < out.cost):
-                        ok = True
-                        break
-                    s *= 0.5
-                if not ok:
-                    status = 3
-                    break
-            w = w - s * delta
-            out = oracle(w)
-            n_eval += 1
+            s = loop.update(out, None)
+            if s is None:
+                status = 3
+                break
+            out = loop.call(None)
             k += 1
             costs.append(out.cost)
             steps.append(s)
-            times.append(time.perf_counter() - t_start)
-            evals.append(n_eval)
+            times.append(loop.elapsed())
+            evals.append(loop.n_eval)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(cost=f"{out.cost:.4g}", refresh=False)
-            if callback is not None and math.isfinite(out.cost):
-                try:
-                    callback(IterationInfo(k, w, out.cost, float(np.linalg.norm(out.direction))))
-                except StopIteration:
-                    dnorms.append(float(np.linalg.norm(out.direction)))
-                    w_last, X_last, cost_last = w, out.states, out.cost
-                    status = 1
-                    break
+            if math.isfinite(out.cost) and loop.notify(k, out.cost, out.direction):
+                dnorms.append(float(np.linalg.norm(out.direction)))
+                w_last, X_last, cost_last = loop.w, out.states, out.cost
+                status = 1
+                break
     finally:
         if bar is not None:
             bar.close()
+    hist = History(costs=costs, steps=steps, direction_norms=dnorms, times=times, evals=evals)
+    return _result(loop.chain, w_last, X_last, cost_last, np.asarray(costs), k, status, failed,
+                   limit, hist, method, settings)
+
+
+def _epochs(loop, batches, epochs, eval_data, factor, verbose, label, method,
+            settings) -> SolveResult:
+    chain = loop.chain
+    c0 = chain.objective(loop.w, eval_data)
+    limit = _limit(c0, factor)
+    costs, ends = [c0], [0]
+    losses, steps, dnorms, times, evals = [], [], [], [], []
+    w_last, cost_last = loop.w, c0
+    status, failed, k = (0 if math.isfinite(c0) else -1), None, 0
+    bar = _progress(epochs, verbose and status == 0, label, unit="epoch")
+    try:
+        for epoch in range(epochs if status == 0 else 0):
+            for data in batches(epoch):
+                out = loop.call(data)
+                losses.append(out.cost)
+                dnorms.append(float(np.linalg.norm(out.direction))
+                              if out.failed_stage is None else math.nan)
+                times.append(loop.elapsed())
+                evals.append(loop.n_eval)
+                if not math.isfinite(out.cost):
+                    status = -1
+                elif out.failed_stage is not None:
+                    status, failed = -3, out.failed_stage
+                else:
+                    s = loop.update(out, data)
+                    if s is None:
+                        status = 3
+                    else:
+                        steps.append(s)
+                        k += 1
+                        if loop.notify(k, out.cost, out.direction, epoch):
+                            status = 1
+                if status != 0:
+                    break
+            if status in (0, 1):
+                c = chain.objective(loop.w, eval_data)
+                costs.append(c)
+                ends.append(k)
+                if not math.isfinite(c):
+                    status = -1
+                elif c > limit:
+                    status = -2
+                else:
+                    w_last, cost_last = loop.w, c
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(cost=f"{c:.4g}", refresh=False)
+            if status != 0:
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+    hist = History(costs=losses, steps=steps, direction_norms=dnorms, times=times, evals=evals,
+                   epoch_ends=ends)
+    return _result(chain, w_last, None, cost_last, np.asarray(costs), k, status, failed, limit,
+                   hist, method, settings)
+
+
+def _result(chain, w, X, cost, costs, k, status, failed, limit, hist, method,
+            settings) -> SolveResult:
     message = STATUS[status]
     if status == -1:
         message += f" at iteration {k}"
     elif status == -2:
         message += f" at iteration {k} (cost {costs[-1]:.3g} > {limit:.3g})"
     elif status == -3:
-        T = problem.horizon
-        where = "the objective's subproblem" if failed_stage == T else f"stage {failed_stage + 1} (row {failed_stage} of w)"
+        where = ("the objective's subproblem" if failed == chain.horizon
+                 else f"stage {failed + 1} (row {failed} of w)")
         message += f" at iteration {k}, in {where}"
-    hist = History(costs=costs, steps=steps, direction_norms=dnorms, times=times, evals=evals)
-    return SolveResult(w=w_last, states=X_last, fun=cost_last, costs=np.asarray(costs), nit=k,
+    return SolveResult(w=chain.layout.unpack(w), states=X, fun=cost, costs=costs, nit=k,
                        success=status >= 0, status=status, message=message, history=hist,
                        method=method, settings=settings)
+
+
+# ---------------------------------------------------------------------------------------
+# solve: method names -> minimize (or a solver)
+# ---------------------------------------------------------------------------------------
+
+def _oracle_options(method, oracle_options, moreau_options, gamma, stage_weights, step):
+    if oracle_options is not None and moreau_options is not None:
+        raise ValueError("give oracle_options or its alias moreau_options, not both")
+    opts = oracle_options if oracle_options is not None else moreau_options
+    if opts is not None and not isinstance(opts, Mapping):
+        raise TypeError(f"oracle_options must be a mapping; got {type(opts).__name__}")
+    opts = dict(opts or {})
+    for name, val in (("gamma", gamma), ("stage_weights", stage_weights)):
+        if val is not None:
+            if name in opts:
+                raise ValueError(f"{name} given twice: as {name}= and in oracle_options")
+            opts[name] = val
+    if method.step_option and "gammas" not in opts:
+        # the method's step lives in the oracle (Moreau GD: step = alpha); with Algo 2's
+        # explicit arrays there is no scalar alpha and step is the learning rate on g
+        if method.step_option in opts:
+            raise ValueError(f"for {method.name!r} the step is {method.step_option}: pass "
+                             f"step=, not oracle_options[{method.step_option!r}]")
+        opts[method.step_option] = step
+    return opts
+
+
+def _settings(problem, method, step, iters, gamma, line_search, stage_weights, opts, opt_kw):
+    s = {"method": method.name, "step": step if not callable(step) else repr(step),
+         "iters": iters, "gamma": gamma, "line_search": line_search,
+         "problem": getattr(problem, "name", type(problem).__name__)}
+    for attr in ("horizon", "dt", "scheme"):
+        if hasattr(problem, attr):
+            s[attr] = getattr(problem, attr)
+    if stage_weights is not None:
+        s["stage_weights"] = stage_weights
+    s.update({k: val for k, val in opts.items()
+              if k not in ("gammas", "alphas", "gamma", "stage_weights")})
+    if opt_kw:
+        s["optimizer_options"] = dict(opt_kw)
+    return s
+
+
+def solve(problem, method: str = "gd", step=1.0, iters: Optional[int] = None, *,
+          gamma: Optional[float] = None, w0=None, line_search: Optional[str] = None,
+          stage_weights: Optional[str] = None,
+          oracle_options: Optional[Mapping[str, Any]] = None,
+          moreau_options: Optional[Mapping[str, Any]] = None,
+          optimizer_options: Optional[Mapping[str, Any]] = None,
+          epochs: Optional[int] = None, seed: Optional[int] = None,
+          callback: Optional[Callable[[IterationInfo], Any]] = None, gtol: float = 0.0,
+          divergence_factor: float = 1e8, max_backtracks: int = 60,
+          verbose: bool = True, solver_options: Optional[Mapping[str, Any]] = None,
+          ipopt_options: Optional[Mapping[str, Any]] = None) -> SolveResult:
+    """Minimize a problem's objective with a named method.
+
+    Parameters
+    ----------
+    problem : ControlProblem, or a problem with ``.chain`` (networks)
+    method : str
+        One of :data:`METHODS` (see the module docstring).
+    step : float or schedule
+        The learning rate (``alpha`` for ``moreau-gd``); a schedule ``count -> lr``
+        (:mod:`moreauctl.optimizers.schedules`) for optimizers. With
+        ``line_search="armijo"`` it is the initial trial step of every iteration.
+    iters : int, optional
+        Iterations ``K`` on problems without data (default 50).
+    gamma : float, optional
+        Moreau's ``gamma`` (required for Moreau methods, the paper uses 0.5), or the ratio
+        of ``stage_weights="geometric"`` for gradient methods.
+    w0 : array_like, optional
+        Initial parameters (``(T, nw)`` for control, per-stage tuples for networks); zeros
+        for control problems, the problem's ``init`` otherwise.
+    line_search : {None, "armijo"}
+    stage_weights : {None, "geometric"}
+        Per-stage gradient weights (gradient methods only).
+    oracle_options : mapping, optional
+        Keyword arguments of the method's oracle (for Moreau methods those of
+        :class:`~moreauctl.oracles.MoreauOracle`: ``schedule``, ``alpha_convention``,
+        ``gammas``/``alphas``, ``rules``, ``inner``, ``inner_iters``, ``inner_tol``,
+        ``diagnostics``, and ``alpha`` for ``moreau-<optimizer>``). Unknown keys raise.
+    moreau_options : mapping, optional
+        Alias of ``oracle_options`` (its older name).
+    optimizer_options : mapping, optional
+        Extra keyword arguments of the update rule (e.g. ``beta`` of momentum).
+    epochs, seed : int, optional
+        Problems with data: passes over reshuffled mini-batches, and the shuffling seed.
+    callback, gtol, divergence_factor, max_backtracks, verbose
+        See :func:`minimize`.
+    solver_options : mapping, optional
+        Options of a solver method (IPOPT's by their IPOPT names); ``ipopt_options`` is an
+        alias.
+
+    Returns
+    -------
+    SolveResult
+    """
+    m = get_method(method)
+    if solver_options is not None and ipopt_options is not None:
+        raise ValueError("give solver_options or its alias ipopt_options, not both")
+    solver_opts = solver_options if solver_options is not None else ipopt_options
+    if m.is_solver:
+        for name, val in (("gamma", gamma), ("line_search", line_search),
+                          ("stage_weights", stage_weights), ("oracle_options", oracle_options),
+                          ("moreau_options", moreau_options),
+                          ("optimizer_options", optimizer_options), ("epochs", epochs),
+                          ("seed", seed), ("callback", callback)):
+            if val is not None:
+                raise ValueError(f"{name} does not apply to method {m.name!r}")
+        return m.run(problem, w0=w0, iters=iters, verbose=verbose, options=solver_opts)
+    if solver_opts is not None:
+        raise ValueError(f"solver_options/ipopt_options apply to solver methods, not {m.name!r}")
+    if not callable(step):
+        step = v.positive_number("step", step)
+    opts = _oracle_options(m, oracle_options, moreau_options, gamma, stage_weights, step)
+    if optimizer_options is not None and not isinstance(optimizer_options, Mapping):
+        raise TypeError(f"optimizer_options must be a mapping; got {type(optimizer_options).__name__}")
+    opt_kw = dict(optimizer_options or {})
+    chain = problem.chain
+    batches = eval_data = None
+    if epochs is not None or hasattr(problem, "batches"):
+        if not hasattr(problem, "batches"):
+            raise ValueError("epochs applies to problems with data (networks); this problem "
+                             "has none: use iters")
+        if iters is not None:
+            raise ValueError("this problem trains on mini-batches: give epochs, not iters")
+        batches = problem.batches(seed)
+        eval_data = problem.data
+        epochs = 10 if epochs is None else epochs
+    elif seed is not None:
+        raise ValueError("seed applies to problems with data (the shuffling of mini-batches)")
+    try:
+        oracle = ORACLES[m.oracle](chain, **opts)
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"method {m.name!r}: {e}") from None
+    try:
+        optimizer = OPTIMIZERS[m.optimizer](step, **opt_kw)
+    except TypeError as e:
+        raise TypeError(f"method {m.name!r}, optimizer {m.optimizer!r}: {e}") from None
+    if w0 is None and hasattr(problem, "init_params"):
+        w0 = problem.init_params()
+    w0 = chain.layout.zeros() if w0 is None else w0
+    n_iters = None if batches is not None else (50 if iters is None else iters)
+    settings = _settings(problem, m, step, n_iters, gamma, line_search, stage_weights, opts,
+                         opt_kw)
+    if batches is not None:
+        settings.update(epochs=epochs, seed=seed)
+    T = chain.horizon
+    return minimize(chain, oracle, optimizer, w0, iters=n_iters, batches=batches,
+                    epochs=epochs, eval_data=eval_data, line_search=line_search,
+                    callback=callback, gtol=gtol, divergence_factor=divergence_factor,
+                    max_backtracks=max_backtracks, verbose=verbose,
+                    label=f"{m.name} T={T}", method=m.name, settings=settings)

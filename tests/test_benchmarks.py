@@ -91,7 +91,7 @@ def test_moreau_floor_models_the_kernel():
     w = np.array([[0.3]])
     o = MoreauOracle(p.chain, alpha=1.0, gamma=0.5, rules=("gbp", "mbp", "mbp"))
     assert o.gam_h == 0.5 and o.gam[0] == 0.5
-    out = o(w)
+    out, _ = o(w)
     xT = out.states[-1]
     lamT = 0.5 * np.array([2 * (xT[0] - np.pi), 2 * 0.1 * xT[1]])  # gam_h grad h(x_T)
     lam0 = np.asarray(floor.moreau_function(p, c=0.5)(w[0], out.states[0], lamT)).ravel()

@@ -10,8 +10,10 @@ loads the compiled kernels from disk instead of invoking LLVM.
 Cache key (documented choice): the key is a SHA-256 over
 
 - ``CODEGEN_VERSION``, numba's and casadi's versions, ``JIT_OPTIONS``,
-- the source code of this module and of :mod:`moreauctl.codegen.translate` (so editing
-  the translator invalidates old files even if nobody bumps ``CODEGEN_VERSION``),
+- the source code of this module, of :mod:`moreauctl.codegen.translate` (so editing
+  the translator invalidates old files even if nobody bumps ``CODEGEN_VERSION``), and of
+  the compiled helpers generated modules import (:mod:`moreauctl._kernels.linalg`,
+  :mod:`moreauctl._config`),
 - for every kernel, its name and ``fn.serialize()`` (CasADi's exact, deterministic
   description of the expression graph), and
 - ``extra_source`` verbatim.
@@ -79,11 +81,14 @@ def _validate(functions: Mapping[str, ca.Function], tag: str) -> None:
 
 @functools.lru_cache(maxsize=None)
 def _translator_fingerprint() -> str:
-    """SHA-256 of the code-generating modules' source text."""
+    """SHA-256 of the code-generating modules' source text and of the compiled helpers the
+    generated modules import (numba's cache of a generated function does not notice when a
+    function it calls from another file changes, so such a change must give a new file)."""
     # import_module, not attribute access: the package re-exports the *function* translate
     translate_module = importlib.import_module("moreauctl.codegen.translate")
+    linalg = importlib.import_module("moreauctl._kernels.linalg")
     h = hashlib.sha256()
-    for path in (translate_module.__file__, __file__):
+    for path in (translate_module.__file__, __file__, linalg.__file__, _config.__file__):
         with open(path, "rb") as f:
             h.update(f.read())
     return h.hexdigest()

@@ -1,31 +1,31 @@
-"""Fused loop kernels: the chain's passes with states and costates in scalar locals.
+"""The compiled passes of a CasADi chain: loops with states and costates in scalar locals.
 
-The generic loop kernels (``moreauctl/_kernels/chain_kernels.py``) pass small arrays to the
-stage primitives. That is general (network layers reuse it) but every stage then stores the
-state to memory and reloads it in the next stage: on the pendulum that store-to-load round
-trip is on the recurrence's critical path and costs about as much as the arithmetic. Here we
-know ``nx`` and ``nw`` when generating code, so we unroll every small vector operation and
-call the scalar-form stage primitives (:func:`~moreauctl.codegen.translate.translate_scalar`,
-inlined by numba): the recurrence runs in registers and ``X[t+1]`` is a side store off the
-critical path.
+We know ``nx`` and ``nw`` when generating code, so every small vector operation is unrolled
+and the stage is called in its scalar form (:func:`~moreauctl.codegen.translate.translate_scalar`,
+inlined by numba): the recurrence runs in registers, and ``X[t+1]`` is a side store off the
+critical path (a store-to-load round trip per stage would cost about as much as the
+pendulum's arithmetic). This module is the one source of every pass over the stages; the
+array-form subproblem solvers they call are in :mod:`moreauctl.codegen.inner`.
 
-Every fused kernel computes the same floating-point operations, in the same order, as its
-generic twin, so the results are bitwise equal (tests pin this); the one exception is the
-Moreau pass fed with the values stored by the forward pass, whose first VJP per stage rounds
-like ``backward_gradient_jac`` instead of ``backward_gradient``.
+Generated names (all ``@_jit``; ``w`` is ``(T, NW)``, ``X`` is ``(T+1, NX)``):
 
-Generated names (all ``@_jit``), with the generic kernel each one mirrors:
+=============================================================  ============================
+``f_forward(w, x0, X) -> h``                                   forward pass, fills ``X``
+``f_objective(w, x0) -> h``                                    nothing stored
+``f_forward_jac(w, x0, X, JV) -> h``                           also stores ``JV (T, NJV)``
+``f_backward_gradient(w, X, G, lam0)``                         Algo 4, re-evaluating VJPs
+``f_backward_gradient_jac(w, JV, X, G, lam0)``                 Algo 4 from the stored ``JV``
+``f_value_and_gradient(w, x0, X, JV, G, lam0) -> h``           both passes in one call
+``f_backward_moreau_paper(w, X, JV, use_jv, gam_h, gam, alp,``  Algo 2, inner algorithm of
+``rules, G, lam0) -> bad``                                     E.2.1 inlined (fast path)
+``f_backward_moreau(..., rules, inner, iters, tol,``           the same text, inner
+``diagnostics, G, lam0, resid) -> bad``                        algorithm chosen at run time
+=============================================================  ============================
 
-=======================================================  ==================================
-``f_forward(w, x0, X) -> h``                             ``forward``
-``f_objective(w, x0) -> h``                              ``objective``
-``f_forward_jac(w, x0, X, JV) -> h``                     ``forward_jac``
-``f_backward_gradient(w, X, G, lam0)``                   ``backward_gradient``
-``f_backward_gradient_jac(w, JV, X, G, lam0)``           ``backward_gradient_jac``
-``f_value_and_gradient(w, x0, X, JV, G, lam0) -> h``     one call for both passes
-``f_backward_moreau_paper(w, X, JV, use_jv, gam_h,``     ``backward_moreau_paper``
-``gam, alp, rules, G, lam0) -> bad stage or -1``
-=======================================================  ==================================
+``bad`` is the first stage (0-based row) whose output is not finite, ``T`` for the
+objective's line, or -1. The plain-numpy twins of these passes are the methods of
+:class:`moreauctl.chain.Chain` run on the chain's :class:`~moreauctl.codegen.CasadiStage`
+views (tests compare them).
 """
 from __future__ import annotations
 
@@ -193,8 +193,31 @@ def _mbp_or_gbp(affine: bool, flag: str, out: List[str], lin: List[str],
     return [f"if {flag}:"] + _indent(prox, 1) + ["else:"] + _indent(copy, 1)
 
 
-def _backward_moreau_paper(nx: int, nw: int, njv: int, store: bool,
-                           affine_w: bool, affine_x: bool, quad_h: bool) -> List[str]:
+def _array_prox(kind: str, n: int, c: str, F0: str, g0: List[str], out: List[str]) -> List[str]:
+    """A subproblem solved by the array-form ``_prox`` (inner "gd"/"newton"; see
+    :mod:`moreauctl.codegen.inner`) from the loop's scalars, copied into ``wv, xv, lv``."""
+    L = [f"gv[{i}] = {g}" for i, g in enumerate(g0)]
+    L += [f"_prox({kind}, {c}, wv, xv, lv, {n}, {F0}, gv, inner, iters, tol, y, buf)"]
+    L += [f"{o} = -y[{i}]" for i, o in enumerate(out)]
+    return L
+
+
+def _residual_lines(kind: str, n: int, c: str, out: List[str], col: int) -> List[str]:
+    """Diagnostics: ``|grad F(y)|`` at the solution ``y = -out``."""
+    return (["if diagnostics:"]
+            + _indent([f"y[{i}] = -{o}" for i, o in enumerate(out)]
+                      + [f"resid[t, {col}] = _residual({kind}, {c}, wv, xv, lv, y, {n}, buf)"], 1))
+
+
+def _backward_moreau(nx: int, nw: int, njv: int, store: bool, affine_w: bool,
+                     affine_x: bool, quad_h: bool, general: bool) -> List[str]:
+    """Body of the Moreau backward pass (Algo 2, rescaled as in E.2.1).
+
+    ``general=False`` gives the "paper" pass (the inner algorithm of E.2.1 inlined in scalar
+    locals, no diagnostics): the fast path. ``general=True`` adds, from the same text, the
+    runtime choice of the inner algorithm (``inner``: "paper" inlined, "gd"/"newton" through
+    the array solver ``_prox``) and the residuals of every subproblem (``diagnostics``).
+    """
     lam = _names("l", nx)
     nxt = _names("n", nx)
     gw = _names("gw", nw)
@@ -208,30 +231,49 @@ def _backward_moreau_paper(nx: int, nw: int, njv: int, store: bool,
            "lamv = np.empty(NX)",
            "gxv = np.empty(NX)",
            "y = np.empty(m)",
-           "one = np.empty(1)",
-           "xT = X[T]",
-           # The objective's subproblem runs once per pass: the array solver of
-           # backward_moreau_paper.
-           "_h_grad(xT, gxv)",
-           "for i in range(NX):",
-           "    gxv[i] *= gam_h",
-           "if rules[0] == RULE_GBP:",
-           "    for i in range(NX):",
-           "        lamv[i] = gxv[i]",
-           "else:",
-           "    _h(xT, one)",
-           "    _prox_h(gam_h, xT, gam_h * one[0], gxv, y, buf)",
-           "    for i in range(NX):",
-           "        lamv[i] = -y[i]",
-           "for i in range(NX):",
-           "    if not math.isfinite(lamv[i]):",
-           "        return T"]
+           "one = np.empty(1)"]
+    if general:
+        out += ["wv = np.empty(NW)", "xv = np.empty(NX)", "lv = np.empty(NX)", "gv = np.empty(m)",
+                "for t in range(T + 1):",
+                "    resid[t, 0] = np.nan",
+                "    resid[t, 1] = np.nan"]
+    out += ["xT = X[T]",
+            # The objective's subproblem runs once per pass, with the array solvers.
+            "_h_grad(xT, gxv)",
+            "for i in range(NX):",
+            "    gxv[i] *= gam_h",
+            "if rules[0] == RULE_GBP:",
+            "    for i in range(NX):",
+            "        lamv[i] = gxv[i]",
+            "else:",
+            "    _h(xT, one)"]
+    if general:
+        # a quadratic h is solved exactly by one Newton step, whatever the inner algorithm
+        out += _indent(["if QUAD_H:",
+                        "    _prox(KIND_H, gam_h, wv, xT, lv, NX, gam_h * one[0], gxv, "
+                        "INNER_NEWTON, 1, 0.0, y, buf)",
+                        "else:",
+                        "    _prox(KIND_H, gam_h, wv, xT, lv, NX, gam_h * one[0], gxv, inner, "
+                        "iters, tol, y, buf)",
+                        "if diagnostics:",
+                        "    resid[T, 0] = _residual(KIND_H, gam_h, wv, xT, lv, y, NX, buf)"], 1)
+    else:
+        out += ["    _prox_h(gam_h, xT, gam_h * one[0], gxv, y, buf)"]
+    out += ["    for i in range(NX):",
+            "        lamv[i] = -y[i]",
+            "for i in range(NX):",
+            "    if not math.isfinite(lamv[i]):",
+            "        return T"]
     out += [f"{li} = lamv[{i}]" for i, li in enumerate(lam)]
     out += [f"mbp_x = rules[1] == RULE_MBP and not {affine_x}",
             f"mbp_w = rules[2] == RULE_MBP and not {affine_w}",
             "for t in range(T - 1, -1, -1):"]
     body = [f"{wi} = w[t, {i}]" for i, wi in enumerate(wt)]
     body += [f"{xi} = X[t, {i}]" for i, xi in enumerate(xt)]
+    if general:
+        body += [f"wv[{i}] = {v}" for i, v in enumerate(wt)]
+        body += [f"xv[{i}] = {v}" for i, v in enumerate(xt)]
+        body += [f"lv[{i}] = {v}" for i, v in enumerate(lam)]
     vjp_x = f"_vjp_s({_args(wt, xt, lam)})"
     if store:
         body += ["if use_jv:",
@@ -242,13 +284,22 @@ def _backward_moreau_paper(nx: int, nw: int, njv: int, store: bool,
         body += [f"{_lhs(gw + gx)} = {vjp_x}"]
     body += ["F0 = 0.0", "if mbp_x or mbp_w:"]
     body += _indent([f"F0 += {li} * X[t + 1, {i}]" for i, li in enumerate(lam)], 1)
+
+    def prox(kind: str, n: int, c: str, g0: List[str], base: List[str], other: List[str],
+             res: List[str], col: int) -> List[str]:
+        inline = _paper_prox(kind, n, nx, c, f"{c} * F0", g0, base, other, lam, res)
+        if not general:
+            return inline
+        code = "KIND_W" if kind == "w" else "KIND_X"
+        return (["if inner == INNER_PAPER:"] + _indent(inline, 1) + ["else:"]
+                + _indent(_array_prox(code, n, c, f"{c} * F0", g0, res), 1)
+                + _residual_lines(code, n, c, res, col))
+
     body += ["a = alp[t]"] + [f"{g} *= a" for g in gw]
-    body += _mbp_or_gbp(affine_w, "mbp_w", gt, gw,
-                        _paper_prox("w", nw, nx, "a", "a * F0", gw, wt, xt, lam, gt))
+    body += _mbp_or_gbp(affine_w, "mbp_w", gt, gw, prox("w", nw, "a", gw, wt, xt, gt, 1))
     body += [f"G[t, {i}] = {g}" for i, g in enumerate(gt)]
     body += ["c = gam[t]"] + [f"{g} *= c" for g in gx]
-    body += _mbp_or_gbp(affine_x, "mbp_x", nxt, gx,
-                        _paper_prox("x", nx, nx, "c", "c * F0", gx, xt, wt, lam, nxt))
+    body += _mbp_or_gbp(affine_x, "mbp_x", nxt, gx, prox("x", nx, "c", gx, xt, wt, nxt, 0))
     ok = " and ".join([f"math.isfinite({v})" for v in nxt + gt])
     body += [f"if not ({ok}):", "    return t"]
     body += [f"{a} = {b}" for a, b in zip(lam, nxt)]
@@ -304,11 +355,21 @@ def fused_source(flags: Dict[str, object]) -> str:
     parts.append(_def("f_value_and_gradient(w, x0, X, JV, G, lam0)",
                       "Forward and gradient backward pass in one call (JV is scratch of "
                       "shape (T, NJV), unused when STORE_JAC is False).", vg))
+    moreau = (nx, nw, njv, store, bool(flags["AFFINE_W"]), bool(flags["AFFINE_X"]),
+              bool(flags["QUAD_H"]))
     parts.append(_def(
         "f_backward_moreau_paper(w, X, JV, use_jv, gam_h, gam, alp, rules, G, lam0)",
-        "Twin of backward_moreau_paper. With use_jv (and STORE_JAC) the first VJP of each "
-        "stage uses the values JV (T, NJV) stored by f_forward_jac. Returns the first "
-        "stage (0-based row) with a non-finite result, T for the objective, or -1.",
-        _backward_moreau_paper(nx, nw, njv, store, bool(flags["AFFINE_W"]),
-                               bool(flags["AFFINE_X"]), bool(flags["QUAD_H"]))))
+        "Moreau backward pass with the inner algorithm of E.2.1. With use_jv (and "
+        "STORE_JAC) the first VJP of each stage uses the values JV (T, NJV) stored by "
+        "f_forward_jac. Returns the first stage (0-based row) with a non-finite result, T "
+        "for the objective, or -1.",
+        _backward_moreau(*moreau, general=False)))
+    parts.append(_def(
+        "f_backward_moreau(w, X, JV, use_jv, gam_h, gam, alp, rules, inner, iters, tol, "
+        "diagnostics, G, lam0, resid)",
+        "f_backward_moreau_paper with the inner algorithm chosen at run time (inner, iters, "
+        "tol) and, with diagnostics, the residual |grad F| of every subproblem in resid "
+        "(T+1, 2): column 0 the state line (row T: the objective), column 1 the weight "
+        "line, NaN where a closed form or the gradient rule was used.",
+        _backward_moreau(*moreau, general=True)))
     return "\n\n".join(parts)

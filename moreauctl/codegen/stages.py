@@ -1,24 +1,19 @@
-"""CasADi stage + objective -> a compiled :class:`~moreauctl.chain.Chain`.
+"""The per-stage primitives of a CasADi chain, derived symbolically.
 
 From the stage ``phi(w, x)`` and the objective ``h(x)`` (SX Functions) we derive, with
-CasADi's own reverse mode, every per-stage primitive the loop kernels call (see the header of
-``moreauctl/_kernels/chain_kernels.py``), translate them to numba, and append the loop
-kernels. The structure flags (``phi`` affine in ``w`` or in ``x``, ``h`` quadratic) are
-detected symbolically so the Moreau pass can use its closed forms without the user declaring
-anything.
+CasADi's own reverse mode, every per-stage function the compiled passes call
+(:mod:`moreauctl.codegen.fused`, :mod:`moreauctl.codegen.inner`) and the structure flags
+(``phi`` affine in ``w`` or in ``x``, ``h`` quadratic), detected symbolically so the Moreau
+pass uses its closed forms without the user declaring anything.
 """
 from __future__ import annotations
 
 import casadi as ca
 import numpy as np
 
-from .._kernels import kernel_source
-from ..chain import Chain
-from . import build_module
-from .fused import SCALAR_PRIMITIVES, fused_source
 from .intermediates import split_transcendentals
 
-__all__ = ["compile_casadi_chain", "stage_primitives"]
+__all__ = ["stage_primitives"]
 
 
 def _dense(e: ca.SX) -> ca.SX:
@@ -38,10 +33,12 @@ def stage_primitives(stage: ca.Function, objective: ca.Function):
     Returns
     -------
     functions : dict of str to casadi.Function
-        ``_phi, _vjp, _vjp_w, _vjp_x, _h, _h_grad, _h_hess, _hess_xx, _hess_ww``, and
-        ``_phi_jac`` (stage and its per-stage stored values), ``_vjp_jac`` (the VJPs from
-        those values); and the scalar-form names of
-        :data:`moreauctl.codegen.fused.SCALAR_PRIMITIVES` (ending in ``_s``).
+        ``_phi, _vjp, _vjp_w, _vjp_x, _h, _h_grad, _h_hess, _hess_xx, _hess_ww`` (the array
+        primitives; :data:`moreauctl.codegen.inner.ARRAY_PRIMITIVES` are compiled, all of
+        them serve the plain-numpy stage views), and the scalar-form names of
+        :data:`moreauctl.codegen.fused.SCALAR_PRIMITIVES` (ending in ``_s``), among them
+        ``_phi_jac_s`` (stage and its per-stage stored values) and ``_vjp_jac_s`` (the VJPs
+        from those values).
     flags : dict
         ``NX, NW, AFFINE_W, AFFINE_X, QUAD_H``, and ``NJV`` (number of values stored per
         stage) with ``STORE_JAC`` (whether the passes store them) and ``STORED``
@@ -103,24 +100,24 @@ def stage_primitives(stage: ca.Function, objective: ca.Function):
         J_stored = ca.SX(J.sparsity(), ca.vertcat(*entries)) if entries else ca.SX(J.sparsity())
         gwx = ca.mtimes(J_stored.T, lam)
         jv_expr = ca.vertcat(*[nzs[k] for k in varying]) if varying else ca.SX.zeros(1)
-        fns["_phi_jac"] = F("phi_jac", [w, x], [phi, jv_expr])
-        fns["_vjp_jac"] = F("vjp_jac", [w, x, jv, lam], [gwx[:nw], gwx[nw:]])
+        stored_fns = (F("phi_jac", [w, x], [phi, jv_expr]),
+                      F("vjp_jac", [w, x, jv, lam], [gwx[:nw], gwx[nw:]]))
     else:
         phi_s, vjp_s, ns = split_transcendentals(stage)
         if 0 < ns <= budget:
             stored = "transcendentals"
             nv = ns
-            fns["_phi_jac"] = phi_s
-            fns["_vjp_jac"] = vjp_s
+            stored_fns = (phi_s, vjp_s)
     if stored == "none":
-        # keep the names defined (the loop kernels reference them); never called
+        # keep the names defined (the passes reference them); never called
         nv = 1
         jv = ca.SX.sym("jv", 1)
-        fns["_phi_jac"] = F("phi_jac", [w, x], [phi, ca.SX.zeros(1)])
-        fns["_vjp_jac"] = F("vjp_jac", [w, x, jv, lam], [gw, gx])
+        stored_fns = (F("phi_jac", [w, x], [phi, ca.SX.zeros(1)]),
+                      F("vjp_jac", [w, x, jv, lam], [gw, gx]))
     # Scalar-form twins for the fused loops (moreauctl.codegen.fused); the two combined
     # ones give the Moreau pass a stage value and its subproblem gradient in one call.
-    for name in ("_phi", "_phi_jac", "_vjp", "_vjp_jac", "_vjp_x", "_vjp_w", "_h", "_h_grad"):
+    fns["_phi_jac_s"], fns["_vjp_jac_s"] = stored_fns
+    for name in ("_phi", "_vjp", "_vjp_x", "_vjp_w", "_h", "_h_grad"):
         fns[name + "_s"] = fns[name]
     fns["_phi_vjp_x_s"] = F("phi_vjp_x", [w, x, lam], [phi, gx])
     fns["_phi_vjp_w_s"] = F("phi_vjp_w", [w, x, lam], [phi, gw])
@@ -135,16 +132,3 @@ def stage_primitives(stage: ca.Function, objective: ca.Function):
         "QUAD_H": not ca.depends_on(ca.hessian(h, x)[0], x),
     }
     return fns, flags
-
-
-def compile_casadi_chain(stage: ca.Function, objective: ca.Function, x0, horizon: int) -> Chain:
-    """Generate, compile (or load from the disk cache) and wrap the kernels of a chain."""
-    fns, flags = stage_primitives(stage, objective)
-    scalar = {k: fns.pop(k) for k in SCALAR_PRIMITIVES}
-    consts = "\n".join(f"{k} = {v!r}" for k, v in flags.items())
-    extra = consts + "\n\n" + kernel_source() + "\n\n" + fused_source(flags)
-    module = build_module(fns, extra_source=extra, tag="chain", scalar_functions=scalar)
-    return Chain(kernels=module, x0=np.asarray(x0, dtype=float), horizon=int(horizon),
-                 nx=flags["NX"], nw=flags["NW"], njv=flags["NJV"], stored=flags["STORED"],
-                 store_jacobians=flags["STORE_JAC"], affine_w=flags["AFFINE_W"],
-                 affine_x=flags["AFFINE_X"], quadratic_h=flags["QUAD_H"], fused=True)

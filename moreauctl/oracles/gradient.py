@@ -1,12 +1,16 @@
-"""Gradient back-propagation (Algo 3-4), compiled."""
+"""Gradient back-propagation (Algo 3-4): the gradient oracle."""
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import numpy as np
 
-from .base import OracleOutput
+from .. import _validate as v
+from .. import optimizers  # noqa: F401  (registers the optimizers the methods below pair with)
+from ..registry import register_method, register_oracle
+from .base import Oracle, OracleOutput, first_bad_stage
+
+__all__ = ["GradientOracle", "stage_weight_vector", "STAGE_WEIGHTS"]
 
 STAGE_WEIGHTS = ("none", "geometric")
 
@@ -23,43 +27,52 @@ def stage_weight_vector(T: int, stage_weights: Optional[str], gamma: Optional[fl
         if gamma is not None:
             raise ValueError("gamma is only used with stage_weights='geometric' for gradient methods")
         return None
-    if stage_weights != "geometric":
-        raise ValueError(f"unknown stage_weights {stage_weights!r}; choose one of {list(STAGE_WEIGHTS)}")
+    v.choice("stage_weights", stage_weights, STAGE_WEIGHTS)
     if gamma is None:
         raise ValueError("stage_weights='geometric' needs gamma (e.g. gamma=0.5)")
-    g = float(gamma)
-    if not (np.isfinite(g) and g > 0):
-        raise ValueError(f"gamma must be a finite number > 0; got {gamma!r}")
+    g = v.positive_number("gamma", gamma)
     return g ** np.arange(T, 0, -1, dtype=float)
 
 
-class GradientOracle:
-    """``w -> (h(f(w)), grad)`` by gradient back-propagation.
+class GradientOracle(Oracle):
+    """``w -> (h(f(w)), grad)`` by gradient back-propagation. Stateless.
 
     Parameters
     ----------
     chain : moreauctl.chain.Chain
     weights : ndarray, shape (T,), optional
-        Multiply row ``t`` of the direction by ``weights[t]`` (see
+        Multiply stage ``t``'s direction by ``weights[t]`` (see
         :func:`stage_weight_vector`); the exact gradient stays in ``OracleOutput.gradient``.
     """
 
     name = "gradient"
 
     def __init__(self, chain, weights: Optional[np.ndarray] = None):
-        self.chain = chain
-        self.weights = None if weights is None else np.asarray(weights, dtype=float)
+        super().__init__(chain)
+        self.weights = None
+        if weights is not None:
+            wts = v.finite_array("weights", weights, (chain.horizon,))
+            self.weights = chain.layout.expand(wts)
 
-    def objective(self, w: np.ndarray) -> float:
-        return self.chain.objective(w)
+    @classmethod
+    def from_options(cls, chain, *, stage_weights: Optional[str] = None,
+                     gamma: Optional[float] = None) -> "GradientOracle":
+        """The registry's factory: ``stage_weights="geometric"`` with ``gamma``."""
+        return cls(chain, stage_weight_vector(chain.horizon, stage_weights, gamma))
 
-    def __call__(self, w: np.ndarray) -> OracleOutput:
-        cost, X, G, lam0 = self.chain.value_and_gradient(w)
-        d = G if self.weights is None else G * self.weights[:, None]
-        # a finite sum proves every entry finite and costs half of np.isfinite at small T;
-        # an overflowing sum of finite entries only sends us to the exact check
-        bad = None
-        if not math.isfinite(G.sum()) and not np.all(np.isfinite(G)):
-            bad = int(np.nonzero(~np.isfinite(G).all(axis=1))[0].max())
-        return OracleOutput(cost=cost, direction=d, states=X, gradient=G, failed_stage=bad,
-                            info={"lam0": lam0})
+    def __call__(self, w, state=(), data=None):
+        cost, X, G, lam0 = self.chain.value_and_gradient(w, data)
+        d = G if self.weights is None else G * self.weights
+        return OracleOutput(cost=cost, direction=d, states=X, gradient=G,
+                            failed_stage=first_bad_stage(self.chain.layout, G),
+                            info={"lam0": lam0}), state
+
+
+register_oracle("gradient", GradientOracle.from_options)
+for _name, _opt, _doc in (("gd", "sgd", "gradient descent (fixed step, or Armijo line search)"),
+                          ("sgd", "sgd", "stochastic gradient descent (GD on full batches)"),
+                          ("momentum", "momentum", "heavy-ball momentum on the gradient"),
+                          ("nesterov", "nesterov", "Nesterov momentum on the gradient"),
+                          ("rmsprop", "rmsprop", "RMSprop on the gradient"),
+                          ("adam", "adam", "Adam on the gradient")):
+    register_method(_name, oracle="gradient", optimizer=_opt, doc=_doc)

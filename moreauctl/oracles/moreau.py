@@ -31,42 +31,32 @@ and two readings of how ``alpha`` enters, which differ by a factor ``gamma``:
   (``gamma_{T+1}`` continues the schedule: 1 for geometric, ``gamma`` for constant), i.e.
   ``alp_t = alpha gamma_{t+1} / gamma_t`` = ``alpha / gamma`` for the geometric schedule.
 
+The oracle's ``direction`` is ``g / alpha`` (gradient units, see
+:class:`~moreauctl.oracles.OracleOutput`): Moreau GD (Algo 6) is ``w <- w - alpha *
+direction = w - g``, which is what the method ``"moreau-gd"`` does with ``alpha = step``.
+With Algo 2's own arrays ``gammas``/``alphas`` there is no scalar ``alpha``: the direction
+is ``g`` itself, and ``"moreau-gd"`` takes ``w <- w - step * g`` (``step=1`` is Algo 6).
+
 For small steps every envelope gradient linearizes (``grad env(c f)(z) ~ c grad f(z)``), so
 with the geometric schedule and ``eq52`` the direction of stage ``t`` tends to
 ``alpha gamma^(T-t+1) dh/dw_t``: gradient descent with geometrically decaying per-stage steps.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence
 
 import numpy as np
 
-from .base import OracleOutput
+from .. import _validate as v
+from .. import optimizers  # noqa: F401  (registers the optimizers the methods below pair with)
+from ..registry import register_oracle, register_oracle_methods
+from ..rules import INNERS, BackwardSpec, Inner, parse_rules
+from .base import Oracle, OracleOutput
 
-RULES = {"gbp": 0, "mbp": 1}
-INNERS = {"paper": 0, "gd": 1, "newton": 2}
+__all__ = ["MoreauOracle", "moreau_schedule", "SCHEDULES", "CONVENTIONS", "INNERS"]
+
 SCHEDULES = ("geometric", "constant")
 CONVENTIONS = ("eq52", "text")
-_LINES = ("objective", "states", "controls")
-
-
-def _positive(name, v):
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number > 0; got {v!r}") from None
-    if not (np.isfinite(f) and f > 0):
-        raise ValueError(f"{name} must be a finite number > 0; got {v!r}")
-    return f
-
-
-def _positive_array(name, a, n):
-    arr = np.asarray(a, dtype=float)
-    if arr.shape != (n,):
-        raise ValueError(f"{name} has shape {arr.shape}; expected ({n},)")
-    if not np.all(np.isfinite(arr) & (arr > 0)):
-        raise ValueError(f"{name} must have finite entries > 0; got min {np.nanmin(arr)!r}")
-    return arr
 
 
 def moreau_schedule(T: int, alpha: Optional[float] = None, gamma: Optional[float] = None,
@@ -92,16 +82,15 @@ def moreau_schedule(T: int, alpha: Optional[float] = None, gamma: Optional[float
         if alpha is not None or gamma is not None:
             raise ValueError("give either scalar alpha/gamma with a named schedule, or the "
                              "arrays gammas/alphas, not both")
-        gs = _positive_array("gammas", gammas, T + 1)
-        al = _positive_array("alphas", alphas, T)
+        gs = v.positive_array("gammas", gammas, (T + 1,))
+        al = v.positive_array("alphas", alphas, (T,))
         return float(gs[T]), gs[:-1] / gs[1:], al / gs[1:]
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown schedule {schedule!r}; choose one of {list(SCHEDULES)} "
                          "or pass the arrays gammas= and alphas=")
-    if alpha_convention not in CONVENTIONS:
-        raise ValueError(f"unknown alpha_convention {alpha_convention!r}; choose one of {list(CONVENTIONS)}")
-    a = _positive("alpha (the step)", alpha)
-    g = _positive("gamma", gamma)
+    v.choice("alpha_convention", alpha_convention, CONVENTIONS)
+    a = v.positive_number("alpha (the step)", alpha)
+    g = v.positive_number("gamma", gamma)
     if schedule == "geometric":
         gam = np.full(T, g)
         alp = np.full(T, a if alpha_convention == "eq52" else a / g)
@@ -111,31 +100,9 @@ def moreau_schedule(T: int, alpha: Optional[float] = None, gamma: Optional[float
     return g, gam, alp
 
 
-def _rules(rules: Union[str, Sequence[str], dict]) -> np.ndarray:
-    if isinstance(rules, str):
-        names = [rules] * 3
-    elif isinstance(rules, dict):
-        unknown = set(rules) - set(_LINES)
-        if unknown:
-            raise ValueError(f"unknown line(s) {sorted(unknown)} in rules; use {list(_LINES)}")
-        names = [rules.get(k, "mbp") for k in _LINES]
-    else:
-        names = list(rules)
-        if len(names) != 3:
-            raise ValueError(f"rules needs 3 entries (objective, states, controls); got {len(names)}")
-    out = []
-    for line, r in zip(_LINES, names):
-        if r == "ibp":
-            raise ValueError(f"rule 'ibp' (regularized inversion) for the {line} line is not "
-                             f"available yet; choose one of {sorted(RULES)}")
-        if r not in RULES:
-            raise ValueError(f"unknown rule {r!r} for the {line} line; choose one of {sorted(RULES)}")
-        out.append(RULES[r])
-    return np.array(out, dtype=np.int64)
-
-
-class MoreauOracle:
-    """``w -> (h(f(w)), g)`` by approximate Moreau back-propagation (Algo 1-2).
+class MoreauOracle(Oracle):
+    """``w -> (h(f(w)), g / alpha)`` by approximate Moreau back-propagation (Algo 1-2).
+    Stateless.
 
     Parameters
     ----------
@@ -148,16 +115,16 @@ class MoreauOracle:
         Algo 2's arrays ``gamma_0..gamma_T`` (T+1,) and ``alpha_1..alpha_T`` (T,) instead of
         a named schedule.
     rules : str, 3-sequence or dict
-        ``"gbp"`` or ``"mbp"`` per line of Algo 2: objective (line 2), states (line 4),
-        controls (line 5). ``"mbp"`` everywhere is Moreau GD; ``"gbp"`` everywhere is a
-        gradient with per-stage weights.
+        A rule of :mod:`moreauctl.rules` per line of Algo 2: objective (line 2), states
+        (line 4), weights/controls (line 5). ``"mbp"`` everywhere is Moreau GD; ``"gbp"``
+        everywhere is a gradient with per-stage weights.
     inner : {"paper", "gd", "newton"}
-        Inner algorithm A for the subproblems: ``"paper"`` is one gradient step with a
-        Goldstein line search then one Barzilai-Borwein step (E.2.1); ``"gd"`` is up to
-        ``inner_iters`` gradient steps with Armijo backtracking; ``"newton"`` damped Newton
-        with CasADi's exact Hessian (gradient step where it is not positive definite).
-        ``"gd"`` and ``"newton"`` stop when the subproblem gradient norm is <=
-        ``inner_tol`` times its value at the start point (a relative tolerance).
+        Inner algorithm A for the subproblems (:class:`moreauctl.rules.Inner`): ``"paper"``
+        is one gradient step with a Goldstein line search then one Barzilai-Borwein step
+        (E.2.1); ``"gd"`` is up to ``inner_iters`` gradient steps with Armijo backtracking;
+        ``"newton"`` damped Newton with the exact Hessian. ``"gd"`` and ``"newton"`` stop
+        when the subproblem gradient norm is <= ``inner_tol`` times its value at the start
+        point.
     diagnostics : bool
         Also compute every subproblem's gradient norm at its solution
         (``OracleOutput.info["residuals"]``, shape (T+1, 2)); costs one more gradient per
@@ -169,41 +136,42 @@ class MoreauOracle:
     def __init__(self, chain, alpha=None, gamma=None, *, schedule="geometric",
                  alpha_convention="eq52", gammas=None, alphas=None, rules="mbp",
                  inner="paper", inner_iters=20, inner_tol=1e-10, diagnostics=False):
-        self.chain = chain
+        super().__init__(chain)
         self.gam_h, self.gam, self.alp = moreau_schedule(
             chain.horizon, alpha, gamma, schedule, alpha_convention, gammas, alphas)
-        self.rules = _rules(rules)
-        if inner not in INNERS:
-            raise ValueError(f"unknown inner algorithm {inner!r}; choose one of {sorted(INNERS)}")
-        self.inner = inner
-        if isinstance(inner_iters, bool) or not isinstance(inner_iters, (int, np.integer)) or inner_iters < 1:
-            raise ValueError(f"inner_iters must be an integer >= 1; got {inner_iters!r}")
-        self.inner_iters = int(inner_iters)
-        tol = float(inner_tol)
-        if not (tol >= 0 and np.isfinite(tol)):
-            raise ValueError(f"inner_tol must be a finite number >= 0; got {inner_tol!r}")
-        self.inner_tol = tol
-        self.diagnostics = bool(diagnostics)
+        #: what the directions g are divided by (gradient units)
+        self.scale = 1.0 if gammas is not None else float(alpha)
+        self.spec = BackwardSpec(parse_rules(rules), self.gam_h, self.gam, self.alp,
+                                 Inner(inner, inner_iters, inner_tol), bool(diagnostics))
 
-    def objective(self, w: np.ndarray) -> float:
-        return self.chain.objective(w)
+    @property
+    def rules(self) -> np.ndarray:
+        """Kernel codes of the three lines' rules (int64, (3,))."""
+        return self.spec.codes
 
-    def __call__(self, w: np.ndarray) -> OracleOutput:
-        ch = self.chain
-        if self.inner == "paper" and not self.diagnostics:
-            # the generic kernel's numbers, with the per-stage work written flat (faster)
-            cost, X, G, lam0, bad = ch.moreau_paper(w, self.gam_h, self.gam, self.alp,
-                                                    self.rules)
-        else:
-            cost, X = ch.forward(w)
-            G = np.empty_like(w)
-            lam0 = np.empty(ch.nx)
-            resid = np.empty((w.shape[0] + 1, 2))
-            bad = ch.kernels.backward_moreau(
-                w, X, self.gam_h, self.gam, self.alp, self.rules, INNERS[self.inner],
-                self.inner_iters, self.inner_tol, self.diagnostics, G, lam0, resid)
-        info = {"lam0": lam0}
-        if self.diagnostics:
-            info["residuals"] = resid
-        return OracleOutput(cost=cost, direction=G, states=X, gradient=None,
-                            failed_stage=None if bad < 0 else int(bad), info=info)
+    def __call__(self, w, state=(), data=None):
+        cost, X, b = self.chain.forward_backward(w, data, self.spec)
+        d = b.direction if self.scale == 1.0 else b.direction / self.scale
+        info = {"lam0": b.lam0, "g": b.direction}
+        if self.spec.diagnostics:
+            info["residuals"] = b.residuals
+            if b.costates is not None:
+                info["costates"] = b.costates
+        return OracleOutput(cost=cost, direction=d, states=X, gradient=None,
+                            failed_stage=b.failed_stage, info=info), state
+
+
+def _from_options(chain, alpha=None, gamma=None, **options) -> MoreauOracle:
+    """The registry's factory: ``alpha`` defaults to 1 (``moreau-<optimizer>`` methods,
+    whose learning rate is ``step``), and a missing ``gamma`` gets a pointed message."""
+    if gamma is None and options.get("gammas") is None:
+        raise ValueError("the Moreau oracle needs gamma (the paper uses gamma=0.5), or Algo "
+                         "2's arrays oracle_options={'gammas': ..., 'alphas': ...}")
+    if alpha is None and options.get("gammas") is None:
+        alpha = 1.0
+    return MoreauOracle(chain, alpha, gamma, **options)
+
+
+register_oracle("moreau", _from_options)
+register_oracle_methods("moreau", "moreau", step_option="alpha",
+                        doc="Moreau back-propagation (Algo 1-2)")

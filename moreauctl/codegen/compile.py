@@ -1,0 +1,285 @@
+"""A control problem -> :class:`CasadiChain`: generated, compiled passes behind the Chain protocol.
+
+:func:`compile_chain` derives the stage's primitives with CasADi
+(:func:`~moreauctl.codegen.stages.stage_primitives`), generates one module with them, the
+subproblem solvers (:mod:`~moreauctl.codegen.inner`) and the fused passes
+(:mod:`~moreauctl.codegen.fused`), and lets numba cache the machine code on disk
+(:func:`~moreauctl.codegen.build.build_module`). The chain is cached per problem object, so
+``problem.chain`` (an alias) and repeated calls compile once.
+
+:class:`CasadiChain` runs every pass of the :class:`~moreauctl.chain.Chain` protocol as one
+compiled loop over ``T`` homogeneous stages. Its :attr:`~CasadiChain.stages` are
+:class:`CasadiStage` views that evaluate CasADi's own Functions: the base class's Python
+passes run on them (slowly) for any rule no kernel implements yet, and tests use them as the
+twin of the compiled passes.
+"""
+from __future__ import annotations
+
+import weakref
+from typing import Mapping, Sequence
+
+import casadi as ca
+import numpy as np
+
+from ..chain import Backward, Chain, Layout, Objective, Stage
+from ..rules import KERNEL_CONSTANTS, BackwardSpec
+from .build import build_module
+from .fused import SCALAR_PRIMITIVES, fused_source
+from .inner import ARRAY_PRIMITIVES, inner_source
+from .stages import stage_primitives
+
+__all__ = ["compile_chain", "compile_casadi_chain", "CasadiChain", "CasadiStage",
+           "CasadiObjective"]
+
+
+def _vec(dm) -> np.ndarray:
+    return np.asarray(dm, dtype=float).ravel()
+
+
+class CasadiStage(Stage):
+    """``phi(w, x)`` evaluated by CasADi's virtual machine (plain numpy in and out).
+
+    Parameters
+    ----------
+    functions : mapping
+        The CasADi Functions of :func:`~moreauctl.codegen.stages.stage_primitives`.
+    flags : mapping
+        Its structure flags.
+    """
+
+    def __init__(self, functions: Mapping[str, ca.Function], flags: Mapping[str, object]):
+        self._f = functions
+        self.param_shapes = ((int(flags["NW"]),),)
+        self.affine_w = bool(flags["AFFINE_W"])
+        self.affine_x = bool(flags["AFFINE_X"])
+
+    def forward(self, w, x):
+        return _vec(self._f["_phi"](w, x))
+
+    def vjp(self, w, x, lam):
+        gw, gx = self._f["_vjp"](w, x, lam)
+        return _vec(gw), _vec(gx)
+
+    def vjp_w(self, w, x, lam):
+        return _vec(self._f["_vjp_w"](w, x, lam))
+
+    def vjp_x(self, w, x, lam):
+        return _vec(self._f["_vjp_x"](w, x, lam))
+
+    def hess_x(self, w, x, lam):
+        return np.asarray(self._f["_hess_xx"](w, x, lam), dtype=float)
+
+    def hess_w(self, w, x, lam):
+        return np.asarray(self._f["_hess_ww"](w, x, lam), dtype=float)
+
+
+class CasadiObjective(Objective):
+    """``h(x)`` evaluated by CasADi (takes no data)."""
+
+    def __init__(self, functions: Mapping[str, ca.Function], flags: Mapping[str, object]):
+        self._f = functions
+        self.quadratic = bool(flags["QUAD_H"])
+
+    def value(self, x, data=None):
+        return float(self._f["_h"](x))
+
+    def grad(self, x, data=None):
+        return _vec(self._f["_h_grad"](x))
+
+    def hess(self, x, data=None):
+        return np.asarray(self._f["_h_hess"](x), dtype=float)
+
+
+class _Repeated(Sequence):
+    """The same stage ``T`` times (a time-invariant chain), without a list of ``T`` items."""
+
+    def __init__(self, stage, T):
+        self._stage, self._T = stage, T
+
+    def __len__(self):
+        return self._T
+
+    def __getitem__(self, t):
+        if isinstance(t, slice):
+            return [self._stage] * len(range(*t.indices(self._T)))
+        if not -self._T <= t < self._T:
+            raise IndexError(t)
+        return self._stage
+
+
+def _no_data(data) -> None:
+    if data is not None:
+        raise ValueError(f"a control chain takes no data argument; got {type(data).__name__}")
+
+
+class CasadiChain(Chain):
+    """Compiled passes over ``T`` copies of one CasADi stage.
+
+    Every method takes ``w`` flat ``(T*nw,)`` or as its free view ``(T, nw)``
+    (C-contiguous float64, validated by the caller: see :meth:`check_params`) and returns
+    directions flat ``(T*nw,)``; states are ``(T+1, nx)``.
+
+    Attributes
+    ----------
+    kernels : module
+        The generated module (names in :mod:`moreauctl.codegen.fused`).
+    x0 : ndarray, shape (nx,)
+    nx, nw : int
+    njv : int
+        Values stored per stage by the forward pass.
+    store_jacobians : bool
+        Whether the forward pass stores them (Algo 3), so the backward pass re-evaluates
+        less of the stage; chosen when ``njv <= 2 (nx + nw)``, which keeps a gradient
+        call's arrays within 3x the trajectory's.
+    stored : {"jacobian", "transcendentals", "none"}
+        What is stored: the Jacobian entries that vary with ``(w, x)`` (the backward pass is
+        then multiply-adds), the stage's sin, cos, exp... values (the backward pass calls no
+        libm function), or nothing.
+    affine_w, affine_x, quadratic_h : bool
+        Structure detected symbolically; the Moreau rule uses closed forms where they hold.
+    functions : mapping of str to casadi.Function
+        The per-stage CasADi Functions the kernels were generated from.
+    """
+
+    def __init__(self, kernels, functions: Mapping[str, ca.Function],
+                 flags: Mapping[str, object], x0, horizon: int):
+        self.kernels = kernels
+        self.functions = dict(functions)
+        self.flags = dict(flags)
+        self.nx, self.nw = int(flags["NX"]), int(flags["NW"])
+        self.njv = int(flags["NJV"])
+        self.store_jacobians = bool(flags["STORE_JAC"])
+        self.stored = str(flags["STORED"])
+        self.affine_w = bool(flags["AFFINE_W"])
+        self.affine_x = bool(flags["AFFINE_X"])
+        self.quadratic_h = bool(flags["QUAD_H"])
+        x0 = np.array(x0, dtype=float)
+        x0.setflags(write=False)
+        self.x0 = x0
+        T = int(horizon)
+        super().__init__(_Repeated(CasadiStage(functions, flags), T),
+                         CasadiObjective(functions, flags), x0, Layout.homogeneous(T, self.nw))
+
+    # -- helpers ------------------------------------------------------------------------
+    def _W(self, w: np.ndarray) -> np.ndarray:
+        return w if w.ndim == 2 else w.reshape(self.horizon, self.nw)
+
+    def _jv(self, store: bool) -> np.ndarray:
+        return np.empty((self.horizon if store else 0, self.njv))
+
+    # -- passes -------------------------------------------------------------------------
+    def forward(self, w, data=None):
+        """``(cost, X)`` with ``X`` of shape ``(T+1, nx)``."""
+        _no_data(data)
+        X = np.empty((self.horizon + 1, self.nx))
+        return float(self.kernels.f_forward(self._W(w), self.x0, X)), X
+
+    def objective(self, w, data=None) -> float:
+        _no_data(data)
+        return float(self.kernels.f_objective(self._W(w), self.x0))
+
+    def gradient(self, w, X, data=None):
+        """Algo 4 from the states of :meth:`forward`: ``(G (n,), lam0 (nx,))``."""
+        _no_data(data)
+        G = np.empty(self.layout.size)
+        lam0 = np.empty(self.nx)
+        self.kernels.f_backward_gradient(self._W(w), X, self._W(G), lam0)
+        return G, lam0
+
+    def value_and_gradient(self, w, data=None):
+        """``(cost, X, G, lam0)`` in one kernel call (at small ``T`` the per-call overhead
+        dominates), storing the varying Jacobian entries when ``store_jacobians``."""
+        _no_data(data)
+        X = np.empty((self.horizon + 1, self.nx))
+        G = np.empty(self.layout.size)
+        lam0 = np.empty(self.nx)
+        cost = self.kernels.f_value_and_gradient(self._W(w), self.x0, X,
+                                                 self._jv(self.store_jacobians), self._W(G), lam0)
+        return float(cost), X, G, lam0
+
+    def backward(self, w, X, data, spec: BackwardSpec) -> Backward:
+        """The compiled Moreau/gradient pass when every rule of ``spec`` has a kernel code;
+        otherwise the Python pass over the :class:`CasadiStage` views."""
+        _no_data(data)
+        codes = spec.codes
+        if codes is None:
+            return super().backward(w, X, data, spec)
+        return self._backward_general(self._W(w), X, spec, codes, self._jv(False), False)
+
+    def _backward_general(self, W, X, spec, codes, JV, use_jv) -> Backward:
+        T = self.horizon
+        G = np.empty(self.layout.size)
+        lam0 = np.empty(self.nx)
+        resid = np.empty((T + 1, 2))
+        bad = self.kernels.f_backward_moreau(
+            W, X, JV, use_jv, float(spec.gam_h), spec.gam, spec.alp, codes, spec.inner.code,
+            spec.inner.iters, spec.inner.tol, bool(spec.diagnostics), self._W(G), lam0, resid)
+        return Backward(G, lam0, None if bad < 0 else int(bad),
+                        resid if spec.diagnostics else None)
+
+    def forward_backward(self, w, data, spec: BackwardSpec):
+        """``(cost, X, Backward)``. With the "paper" inner algorithm and no diagnostics (the
+        common case) this is the fast path: the forward pass stores the stage values the
+        first VJP of each stage needs, and the backward pass inlines the inner algorithm."""
+        _no_data(data)
+        codes = spec.codes
+        if codes is None:
+            return super().forward_backward(w, data, spec)
+        W = self._W(w)
+        if spec.inner.name != "paper" or spec.diagnostics:
+            cost, X = self.forward(W)
+            return cost, X, self._backward_general(W, X, spec, codes, self._jv(False), False)
+        k = self.kernels
+        X = np.empty((self.horizon + 1, self.nx))
+        JV = self._jv(self.store_jacobians)
+        if self.store_jacobians:
+            cost = k.f_forward_jac(W, self.x0, X, JV)
+        else:
+            cost = k.f_forward(W, self.x0, X)
+        G = np.empty(self.layout.size)
+        lam0 = np.empty(self.nx)
+        bad = k.f_backward_moreau_paper(W, X, JV, self.store_jacobians, float(spec.gam_h),
+                                        spec.gam, spec.alp, codes, self._W(G), lam0)
+        return float(cost), X, Backward(G, lam0, None if bad < 0 else int(bad))
+
+
+def compile_casadi_chain(stage: ca.Function, objective: ca.Function, x0,
+                         horizon: int) -> CasadiChain:
+    """Generate, compile (or load from the disk cache) the passes of the chain
+    ``h(phi(w_T, ... phi(w_1, x0)))`` of ``horizon`` copies of ``stage``."""
+    fns, flags = stage_primitives(stage, objective)
+    scalar = {k: fns[k] for k in SCALAR_PRIMITIVES}
+    arrays = {k: fns[k] for k in ARRAY_PRIMITIVES}
+    consts = "\n".join(f"{k} = {v!r}" for k, v in {**flags, **KERNEL_CONSTANTS}.items())
+    extra = consts + "\n\n" + inner_source() + "\n\n" + fused_source(flags)
+    module = build_module(arrays, extra_source=extra, tag="chain", scalar_functions=scalar)
+    return CasadiChain(module, fns, flags, x0, horizon)
+
+
+_CHAINS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def compile_chain(problem) -> CasadiChain:
+    """The compiled chain of a :class:`~moreauctl.ControlProblem` (built once per problem
+    object; ``problem.chain`` is an alias).
+
+    Parameters
+    ----------
+    problem : ControlProblem
+        Its ``stage`` (``phi(w, x)``), ``objective`` (``h(x)``), ``x0_chain`` and
+        ``horizon`` define the chain.
+    """
+    try:
+        return _CHAINS[problem]
+    except KeyError:
+        pass
+    except TypeError:
+        raise TypeError(f"compile_chain needs a ControlProblem; got {type(problem).__name__}") from None
+    for attr in ("stage", "objective", "x0_chain", "horizon"):
+        if not hasattr(problem, attr):
+            raise TypeError(f"compile_chain needs a ControlProblem (with .{attr}); got "
+                            f"{type(problem).__name__}")
+    chain = compile_casadi_chain(problem.stage, problem.objective, problem.x0_chain,
+                                 problem.horizon)
+    _CHAINS[problem] = chain
+    return chain
