@@ -44,7 +44,7 @@ import numpy as np
 
 from .rules import BackwardSpec
 
-__all__ = ["Layout", "Stage", "Objective", "Chain", "Backward"]
+__all__ = ["Layout", "Stage", "Objective", "Regularizer", "L2", "Chain", "Backward"]
 
 Shape = Tuple[int, ...]
 
@@ -242,6 +242,107 @@ class Objective:
         raise NotImplementedError
 
 
+class Regularizer:
+    """A decomposable regularization ``r(w) = sum_t r_t(w_t)`` added to the objective (D.6):
+    the chain minimizes ``h(f(w, x0)) + r(w)``. It enters the gradient (``+ grad r_t``) and
+    every weight line of Algo 2: the Moreau rule's weight subproblem becomes
+    ``argmin_v alpha_t (lam_t^T phi_t(v, x_{t-1}) + r_t(v)) + |v - w_t|^2/2``.
+
+    Subclasses implement ``value(w_t, t)`` and ``grad(w_t, t)``, and may implement
+    ``prox(z, t, c) = argmin_u c r_t(u) + |u - z|^2/2`` (a closed form for stages affine in
+    ``w``) and ``hess(w_t, t)`` (the Newton inner solver).
+    """
+
+    def value(self, w: np.ndarray, t: int) -> float:
+        raise NotImplementedError
+
+    def grad(self, w: np.ndarray, t: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def at(self, t: int, scale: float = 1.0) -> "StageRegularizer":
+        """``scale * r_t`` alone (what the per-line rules receive)."""
+        return StageRegularizer(self, t, float(scale))
+
+
+@dataclass(frozen=True)
+class StageRegularizer:
+    """``s r_t`` of one stage: ``value(w_t)``, ``grad(w_t)``, ``prox(z, c)``, ``hess(w_t)``.
+
+    The scale ``s`` is the paper's ``gamma_t`` when a backward pass runs Algo 2's rescaled
+    recursion (E.2.1): there the costate is ``lamhat_t = gamma_t lam_t`` and the step
+    ``alp_t = alpha_t / gamma_t``, so the weight line's ``alpha_t (lam_t^T phi_t + r_t)`` reads
+    ``alp_t (lamhat_t^T phi_t + gamma_t r_t)``.
+    """
+
+    reg: Regularizer
+    t: int
+    scale: float = 1.0
+
+    def value(self, w):
+        return self.scale * self.reg.value(w, self.t)
+
+    def grad(self, w):
+        return self.scale * self.reg.grad(w, self.t)
+
+    @property
+    def has_prox(self) -> bool:
+        return hasattr(self.reg, "prox")
+
+    def hess(self, w):
+        """Dense Hessian of ``s r_t`` (None if the regularizer has none)."""
+        h = getattr(self.reg, "hess", None)
+        return None if h is None else self.scale * h(w, self.t)
+
+    def prox(self, z, c):
+        """``argmin_u c s r_t(u) + |u - z|^2 / 2``."""
+        return self.reg.prox(z, self.t, c * self.scale)
+
+
+class L2(Regularizer):
+    """Layer-wise weight decay ``r_t(w_t) = mu_t / 2 |w_t|^2`` (the paper's E.1.2 setting with
+    ``mu = 1e-6``).
+
+    Parameters
+    ----------
+    mu : float or array_like, shape (T,)
+        ``mu_t >= 0`` per stage (a float for every stage).
+    mask : callable, optional
+        ``mask(t) -> ndarray of 0/1`` shaped like ``w_t``: which entries are decayed (e.g.
+        weights but not biases); all of them by default.
+    """
+
+    def __init__(self, mu, mask: Optional[Callable[[int], np.ndarray]] = None):
+        mu_arr = np.asarray(mu, dtype=float)
+        if mu_arr.ndim > 1 or not np.all(np.isfinite(mu_arr)) or np.any(mu_arr < 0):
+            raise ValueError(f"mu must be a finite number >= 0 or a (T,) array of them; got {mu!r}")
+        self.mu = mu_arr
+        self.mask = mask
+
+    def _mu(self, t) -> float:
+        return float(self.mu) if self.mu.ndim == 0 else float(self.mu[t])
+
+    def _m(self, w, t):
+        return w if self.mask is None else w * self.mask(t)
+
+    def value(self, w, t):
+        m = self._m(w, t)
+        return 0.5 * self._mu(t) * float(np.vdot(m, m))
+
+    def grad(self, w, t):
+        return self._mu(t) * self._m(w, t)
+
+    def hess(self, w, t):
+        m = np.ones(w.size) if self.mask is None else np.ravel(self.mask(t)).astype(float)
+        return np.diag(self._mu(t) * m)
+
+    def prox(self, z, t, c):
+        shrink = 1.0 / (1.0 + c * self._mu(t))
+        if self.mask is None:
+            return shrink * z
+        m = self.mask(t)
+        return np.where(m != 0, shrink * z, z)
+
+
 @dataclass(frozen=True)
 class Backward:
     """Output of a backward pass.
@@ -282,16 +383,20 @@ class Chain:
         inputs).
     layout : Layout, optional
         Default: from each stage's ``param_shapes``.
+    regularizer : Regularizer, optional
+        ``r(w) = sum_t r_t(w_t)`` added to the objective (D.6), e.g. :class:`L2`.
     """
 
     def __init__(self, stages: Sequence[Stage], h: Objective,
                  x0: Union[np.ndarray, Callable[[Any], np.ndarray], None] = None,
-                 layout: Optional[Layout] = None):
-        self.stages = list(stages)
+                 layout: Optional[Layout] = None, regularizer: Optional[Regularizer] = None):
+        self.stages = stages if isinstance(stages, Sequence) and not isinstance(stages, list) \
+            else list(stages)
         if not self.stages:
             raise ValueError("a chain needs at least one stage")
         self.h = h
         self._x0 = x0
+        self.regularizer = regularizer
         self.layout = layout or Layout([st.param_shapes for st in self.stages])
         if self.layout.T != len(self.stages):
             raise ValueError(f"layout has {self.layout.T} stages; the chain has {len(self.stages)}")
@@ -330,14 +435,24 @@ class Chain:
         for t, st in enumerate(self.stages):
             x = st.forward(self.layout.segment(w, t), x)
             X.append(x)
-        return float(self.h.value(x, data)), X
+        return float(self.h.value(x, data)) + self._r(w), X
 
     def objective(self, w: np.ndarray, data=None) -> float:
         """``h(f(w, x_0); data)``."""
         x = self.initial_state(data)
         for t, st in enumerate(self.stages):
             x = st.forward(self.layout.segment(w, t), x)
-        return float(self.h.value(x, data))
+        return float(self.h.value(x, data)) + self._r(w)
+
+    def _r(self, w) -> float:
+        """``r(w)`` (0 without a regularizer)."""
+        reg = self.regularizer
+        if reg is None:
+            return 0.0
+        return float(sum(reg.value(self.layout.segment(w, t), t) for t in range(self.horizon)))
+
+    def _reg_at(self, t, scale=1.0):
+        return None if self.regularizer is None else self.regularizer.at(t, scale)
 
     def gradient(self, w: np.ndarray, X, data=None):
         """Gradient back-propagation (Algo 4) from the states of :meth:`forward`.
@@ -350,8 +465,12 @@ class Chain:
         G = np.empty(self.layout.size)
         lam = self.h.grad(X[-1], data)
         for t in range(self.horizon - 1, -1, -1):
-            gw, lam = self.stages[t].vjp(self.layout.segment(w, t), X[t], lam)
-            self.layout.segment(G, t)[:] = np.ravel(gw)
+            wt = self.layout.segment(w, t)
+            gw, lam = self.stages[t].vjp(wt, X[t], lam)
+            seg = self.layout.segment(G, t)
+            seg[:] = np.ravel(gw)
+            if self.regularizer is not None:
+                seg += np.ravel(self.regularizer.grad(wt, t))
         return G, lam
 
     def value_and_gradient(self, w: np.ndarray, data=None):
@@ -380,7 +499,8 @@ class Chain:
                 resid[T, 0] = np.linalg.norm(spec.gam_h * self.h.grad(X[T] + y, data) + y)
         for t in range(T - 1, -1, -1):
             st, wt = self.stages[t], self.layout.segment(w, t)
-            g = w_rule.weights(st, wt, X[t], lam, float(spec.alp[t]), spec.inner, X[t + 1])
+            reg = self._reg_at(t, 1.0 if spec.reg_scale is None else spec.reg_scale[t])
+            g = w_rule.weights(st, wt, X[t], lam, float(spec.alp[t]), spec.inner, X[t + 1], reg)
             lam_prev = x_rule.states(st, wt, X[t], lam, float(spec.gam[t]), spec.inner,
                                      X[t + 1])
             self.layout.segment(G, t)[:] = np.ravel(g)
@@ -390,7 +510,7 @@ class Chain:
             if spec.diagnostics:
                 lams[t] = lam
                 resid[t] = _residuals(st, wt, X[t], lam_t, g, lam, float(spec.alp[t]),
-                                      float(spec.gam[t]), spec)
+                                      float(spec.gam[t]), spec, reg)
         return Backward(G, lam, None, resid, lams)
 
     def forward_backward(self, w: np.ndarray, data, spec: BackwardSpec):
@@ -402,7 +522,7 @@ class Chain:
         return f"{type(self).__name__}(T={self.horizon}, n={self.layout.size})"
 
 
-def _residuals(st, w, x, lam, g, lam_prev, c_w, c_x, spec) -> Tuple[float, float]:
+def _residuals(st, w, x, lam, g, lam_prev, c_w, c_x, spec, reg=None) -> Tuple[float, float]:
     """``|grad F(y)|`` of the state and weight subproblems of one stage at the pass's
     solutions ``y = -lam_prev`` and ``y = -g`` (NaN for lines that solved no subproblem)."""
     _, x_rule, w_rule = spec.rules
@@ -410,9 +530,12 @@ def _residuals(st, w, x, lam, g, lam_prev, c_w, c_x, spec) -> Tuple[float, float
     if x_rule.name == "mbp" and not st.affine_x:
         y = -lam_prev
         rx = float(np.linalg.norm(c_x * st.vjp_x(w, x + y, lam) + y))
-    if w_rule.name == "mbp" and not st.affine_w:
+    if w_rule.name == "mbp" and (not st.affine_w or reg is not None):
         y = -np.ravel(g)
-        rw = float(np.linalg.norm(c_w * np.ravel(st.vjp_w(w + y, x, lam)) + y))
+        gr = np.ravel(st.vjp_w(w + y, x, lam))
+        if reg is not None:
+            gr = gr + np.ravel(reg.grad(w + y))
+        rw = float(np.linalg.norm(c_w * gr + y))
     return rx, rw
 
 

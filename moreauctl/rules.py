@@ -227,7 +227,10 @@ class Rule:
     def states(self, stage, w, x, lam, c: float, inner: Inner, x_next=None) -> np.ndarray:
         raise NotImplementedError
 
-    def weights(self, stage, w, x, lam, c: float, inner: Inner, x_next=None) -> np.ndarray:
+    def weights(self, stage, w, x, lam, c: float, inner: Inner, x_next=None,
+                reg=None) -> np.ndarray:
+        """``reg``: the stage's regularizer ``r_t`` (D.6; see
+        :class:`moreauctl.chain.Regularizer`), part of the weight line's function, or None."""
         raise NotImplementedError
 
     def __repr__(self):
@@ -245,8 +248,9 @@ class _GBP(Rule):
     def states(self, stage, w, x, lam, c, inner, x_next=None):
         return c * stage.vjp_x(w, x, lam)
 
-    def weights(self, stage, w, x, lam, c, inner, x_next=None):
-        return c * stage.vjp_w(w, x, lam)
+    def weights(self, stage, w, x, lam, c, inner, x_next=None, reg=None):
+        g = stage.vjp_w(w, x, lam)
+        return c * (g if reg is None else g + reg.grad(w))
 
 
 class _MBP(Rule):
@@ -274,15 +278,28 @@ class _MBP(Rule):
             f_z=None if x_next is None else float(np.vdot(lam, x_next)),
             hess_f=None if hess is None else (lambda z: hess(w, z, lam)))
 
-    def weights(self, stage, w, x, lam, c, inner, x_next=None):
-        if stage.affine_w:
+    def weights(self, stage, w, x, lam, c, inner, x_next=None, reg=None):
+        if stage.affine_w and reg is None:
             return c * stage.vjp_w(w, x, lam)
+        if stage.affine_w and reg.has_prox:
+            # lam^T phi(., x) is linear with gradient B^T lam: the subproblem's solution is
+            # u = prox_{c r}(w - c B^T lam), and grad env = w - u (D.6, exact)
+            return w - reg.prox(w - c * stage.vjp_w(w, x, lam), c)
         hess = getattr(stage, "hess_w", None)
-        return prox_direction(
-            lambda z: float(np.vdot(lam, stage.forward(z, x))),
-            lambda z: stage.vjp_w(z, x, lam), w, c, inner,
-            f_z=None if x_next is None else float(np.vdot(lam, x_next)),
-            hess_f=None if hess is None else (lambda z: hess(z, x, lam)))
+        if reg is None:
+            f = lambda z: float(np.vdot(lam, stage.forward(z, x)))  # noqa: E731
+            grad = lambda z: stage.vjp_w(z, x, lam)  # noqa: E731
+            f_z = None if x_next is None else float(np.vdot(lam, x_next))
+        else:
+            f = lambda z: float(np.vdot(lam, stage.forward(z, x))) + reg.value(z)  # noqa: E731
+            grad = lambda z: stage.vjp_w(z, x, lam) + reg.grad(z)  # noqa: E731
+            f_z = None if x_next is None else float(np.vdot(lam, x_next)) + reg.value(w)
+            if hess is not None:
+                hess_phi, hess_r = hess, reg.hess
+                hess = None if reg.hess(w) is None else (  # noqa: E731
+                    lambda z, x_, lam_: hess_phi(z, x_, lam_) + hess_r(z))
+        return prox_direction(f, grad, w, c, inner, f_z=f_z,
+                              hess_f=None if hess is None else (lambda z: hess(z, x, lam)))
 
 
 GBP = _GBP()
@@ -335,6 +352,10 @@ class BackwardSpec:
     inner : Inner
     diagnostics : bool
         Also report each subproblem's optimality residual and the costates.
+    reg_scale : ndarray, shape (T,), optional
+        Factor of each stage's regularizer ``r_t`` (D.6) in its weight line: the paper's
+        ``gamma_t`` in the rescaled recursion (see
+        :class:`moreauctl.chain.StageRegularizer`); 1 if None.
     """
 
     rules: tuple
@@ -343,6 +364,7 @@ class BackwardSpec:
     alp: np.ndarray
     inner: Inner = field(default_factory=Inner)
     diagnostics: bool = False
+    reg_scale: Optional[np.ndarray] = None
 
     @property
     def codes(self) -> Optional[np.ndarray]:

@@ -223,3 +223,59 @@ def test_minimize_reports_divergence_and_bad_input():
                     epochs=1)
     with pytest.raises(ValueError, match="needs epochs"):
         mc.minimize(ch, GradientOracle(ch), sgd(0.1), w0, batches=lambda e: [data])
+
+
+class Affine(TanhDense):
+    """``x W^T + b``: affine in ``w`` (the Moreau weight line has a closed form)."""
+
+    affine_w = True
+
+    def forward(self, w, x):
+        W, b = self._Wb(w)
+        return x @ W.T + b
+
+    def vjp(self, w, x, lam):
+        W, b = self._Wb(w)
+        return np.concatenate([(lam.T @ x).ravel(), lam.sum(axis=0)]), lam @ W
+
+
+def test_l2_regularizer_in_gradient_and_weight_subproblems():
+    # D.6: J(w) = h(f(w)) + sum_t mu/2 |w_t|^2; the weight line of Algo 2 solves
+    # argmin_v alp_t (lam^T phi(v, x) + r_t(v)) + |v - w_t|^2/2. References: finite
+    # differences; scipy's argmin for the tanh stages (inner solver) and for the affine last
+    # stage (closed form u = prox(w - alp B^T lam) / (1 + alp mu)).
+    from moreauctl.chain import L2
+    mu = 0.3
+    stages = [TanhDense(5, 7), TanhDense(7, 3), Affine(3, 2)]
+    ch = Chain(stages, Squared(), x0=lambda d: d[0], regularizer=L2(mu))
+    data = make_data()
+    w = 0.7 * RNG.normal(size=ch.layout.size)
+    plain = Chain(stages, Squared(), x0=lambda d: d[0])
+    assert ch.objective(w, data) == pytest.approx(plain.objective(w, data) + 0.5 * mu * w @ w,
+                                                  rel=1e-14)
+    G = ch.value_and_gradient(w, data)[2]
+    eps = 1e-6
+    fd = np.array([(ch.objective(w + eps * e, data) - ch.objective(w - eps * e, data)) / (2 * eps)
+                   for e in np.eye(w.size)])
+    assert mc.relative_error(G, fd) <= 1e-8
+    o = MoreauOracle(ch, alpha=0.9, gamma=0.7, inner="gd", inner_iters=2000, inner_tol=1e-11,
+                     diagnostics=True)
+    out, _ = o(w, o.init(w), data)
+    lams, X, g = out.info["costates"], out.states, out.info["g"]
+    for t, st in enumerate(stages):
+        # Algo 2's weight line alpha_t (lam_t^T phi + r_t) in the rescaled costates
+        # lamhat_t = gamma_t lam_t, alp_t = alpha_t / gamma_t: alp_t (lamhat^T phi + gamma_t r_t)
+        # with gamma_t = 0.7^(T-t+1) for the paper's stage t (row t here: 0.7^(3-t))
+        wt, x, lam, a = ch.layout.segment(w, t), X[t], lams[t + 1], o.alp[t]
+        m = mu * 0.7 ** (3 - t)
+        v = _argmin(lambda v: a * (float(np.vdot(lam, st.forward(wt + v, x)))
+                                   + 0.5 * m * (wt + v) @ (wt + v)) + 0.5 * v @ v,
+                    lambda v: a * (st.vjp_w(wt + v, x, lam) + m * (wt + v)) + v, wt.size)
+        assert mc.relative_error(ch.layout.segment(g, t), -v) <= 1e-6, t
+    # the regularized Moreau pass tends to the regularized gradient for small steps:
+    # constant schedule, alpha = gamma = s: direction = g / alpha ~ s grad J, error O(s)
+    errs = []
+    for s in (1e-3, 5e-4):
+        d, _ = MoreauOracle(ch, alpha=s, gamma=s, schedule="constant")(w, (), data)
+        errs.append(mc.relative_error(d.direction / s, G))
+    assert errs[0] < 1e-2 and 1.6 < errs[0] / errs[1] < 2.4

@@ -53,7 +53,7 @@ from ..registry import register_oracle, register_oracle_methods
 from ..rules import INNERS, BackwardSpec, Inner, parse_rules
 from .base import Oracle, OracleOutput
 
-__all__ = ["MoreauOracle", "moreau_schedule", "SCHEDULES", "CONVENTIONS", "INNERS"]
+__all__ = ["MoreauOracle", "moreau_schedule", "stage_gammas", "SCHEDULES", "CONVENTIONS", "INNERS"]
 
 SCHEDULES = ("geometric", "constant")
 CONVENTIONS = ("eq52", "text")
@@ -100,6 +100,19 @@ def moreau_schedule(T: int, alpha: Optional[float] = None, gamma: Optional[float
     return g, gam, alp
 
 
+def stage_gammas(T: int, gamma: Optional[float] = None, schedule: str = "geometric",
+                 gammas: Optional[Sequence[float]] = None) -> np.ndarray:
+    """The paper's ``gamma_t`` of each stage's output ``x_t``, shape (T,) (row ``t`` is
+    stage ``t+1``): ``gamma^(T-t)`` for the geometric schedule, ``gamma`` for the constant
+    one, ``gammas[1:]`` for Algo 2's arrays. They scale a regularizer in the rescaled
+    recursion (D.6; :class:`moreauctl.chain.StageRegularizer`)."""
+    if gammas is not None:
+        return np.asarray(gammas, dtype=float)[1:]
+    if schedule == "geometric":
+        return float(gamma) ** np.arange(T, 0, -1, dtype=float)
+    return np.full(T, float(gamma))
+
+
 class MoreauOracle(Oracle):
     """``w -> (h(f(w)), g / alpha)`` by approximate Moreau back-propagation (Algo 1-2).
     Stateless.
@@ -141,8 +154,12 @@ class MoreauOracle(Oracle):
             chain.horizon, alpha, gamma, schedule, alpha_convention, gammas, alphas)
         #: what the directions g are divided by (gradient units)
         self.scale = 1.0 if gammas is not None else float(alpha)
+        reg_scale = None
+        if getattr(chain, "regularizer", None) is not None:
+            reg_scale = stage_gammas(chain.horizon, gamma, schedule, gammas)
         self.spec = BackwardSpec(parse_rules(rules), self.gam_h, self.gam, self.alp,
-                                 Inner(inner, inner_iters, inner_tol), bool(diagnostics))
+                                 Inner(inner, inner_iters, inner_tol), bool(diagnostics),
+                                 reg_scale)
 
     @property
     def rules(self) -> np.ndarray:
