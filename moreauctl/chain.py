@@ -496,12 +496,19 @@ class Chain:
             if o_rule.name == "mbp":
                 y = -lam
                 resid[T, 0] = np.linalg.norm(spec.gam_h * self.h.grad(X[T] + y, data) + y)
+            elif hasattr(o_rule, "objective_residual"):
+                resid[T, 0] = o_rule.objective_residual(self.h, X[T], data, lam, spec.gam_h)
+        # the ALBP lines' penalty steps (only that rule takes them)
+        pen_x, pen_w = spec.pen_x, spec.pen_w
         for t in range(T - 1, -1, -1):
             st, wt = self.stages[t], self.layout.segment(w, t)
             reg = self._reg_at(t, 1.0 if spec.reg_scale is None else spec.reg_scale[t])
-            g = w_rule.weights(st, wt, X[t], lam, float(spec.alp[t]), spec.inner, X[t + 1], reg)
+            kw_x = {} if pen_x is None else {"pen": float(pen_x[t])}
+            kw_w = {} if pen_w is None else {"pen": float(pen_w[t])}
+            g = w_rule.weights(st, wt, X[t], lam, float(spec.alp[t]), spec.inner, X[t + 1], reg,
+                               **kw_w)
             lam_prev = x_rule.states(st, wt, X[t], lam, float(spec.gam[t]), spec.inner,
-                                     X[t + 1])
+                                     X[t + 1], **kw_x)
             self.layout.segment(G, t)[:] = np.ravel(g)
             if not (_finite(g) and _finite(lam_prev)):
                 return Backward(G, lam_prev, t, resid, lams)
@@ -509,7 +516,7 @@ class Chain:
             if spec.diagnostics:
                 lams[t] = lam
                 resid[t] = _residuals(st, wt, X[t], lam_t, g, lam, float(spec.alp[t]),
-                                      float(spec.gam[t]), spec, reg)
+                                      float(spec.gam[t]), spec, reg, X[t + 1], kw_x, kw_w)
         return Backward(G, lam, None, resid, lams)
 
     def forward_backward(self, w: np.ndarray, data, spec: BackwardSpec):
@@ -521,11 +528,16 @@ class Chain:
         return f"{type(self).__name__}(T={self.horizon}, n={self.layout.size})"
 
 
-def _residuals(st, w, x, lam, g, lam_prev, c_w, c_x, spec, reg=None) -> Tuple[float, float]:
+def _residuals(st, w, x, lam, g, lam_prev, c_w, c_x, spec, reg=None, x_next=None, kw_x=None,
+               kw_w=None) -> Tuple[float, float]:
     """``|grad F(y)|`` of the state and weight subproblems of one stage at the pass's
     solutions ``y = -lam_prev`` and ``y = -g`` (NaN for lines that solved no subproblem)."""
     _, x_rule, w_rule = spec.rules
     rx = rw = math.nan
+    if hasattr(x_rule, "states_residual"):
+        rx = x_rule.states_residual(st, w, x, lam, lam_prev, c_x, x_next, **(kw_x or {}))
+    if hasattr(w_rule, "weights_residual"):
+        rw = w_rule.weights_residual(st, w, x, lam, g, c_w, x_next, reg, **(kw_w or {}))
     if x_rule.name == "mbp" and not st.affine_x:
         y = -lam_prev
         rx = float(np.linalg.norm(c_x * st.vjp_x(w, x + y, lam) + y))

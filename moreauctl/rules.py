@@ -15,9 +15,29 @@ The rules (short paper, Sec. 3; long paper, Algo 1-5):
     ``R(f)(z; c) = grad env(c f)(z) = -argmin_y c f(z + y) + |y|^2 / 2``, solved inexactly by
     an inner algorithm (:class:`Inner`); exact (and equal to GBP) when ``f`` is linear, as
     for a stage affine in the variable; one Newton step when ``f`` is quadratic.
+``IBP`` (regularized inversion, short paper Sec. 1)
+    With ``f`` the line's map (``phi_t(w_t, .)``, ``phi_t(., x_{t-1})``, or ``h`` with
+    ``lam = 1`` on line 2) and ``lam`` the incoming costate:
+    ``R(f)(z, lam; c) = -argmin_y c/2 |f(z + y) - f(z) + lam|^2 + |y|^2 / 2``, the short
+    paper's ``IBP(f)(z, lam) = -argmin_y |f(z+y) - f(z) + lam|^2 + gamma |y|^2`` with
+    ``gamma = 1/c``. ``lam`` is a *displacement* of the line's output (``f(z) - lam`` is its
+    target): the regularized inverse of target propagation. Closed form for a stage affine in
+    the variable, ``(c J^T J + I)^{-1} c J^T lam``; ``c = inf`` is the unregularized inverse
+    (the minimum-norm least-squares solution ``J^+ lam`` for an affine stage). For small
+    ``c`` it tends to GBP (``c J^T lam``).
+``ALBP`` (a line of the augmented-Lagrangian pass, Algo 8-9; used by
+:mod:`moreauctl.oracles.auglag`, not selectable by name)
+    ``-argmin_y c lam^T f(z + y) + p/2 |f(z + y) - f(z) + lam|^2 + |y|^2 / 2`` with the
+    penalty ``p`` of the line (``BackwardSpec.pen_x``/``pen_w``): MBP when ``p = 0``, IBP
+    (with step ``p``) when ``c = 0``; its objective line is MBP's.
 
 Mixing rules per line gives the family of the short paper (e.g. ProxProp is GBP on lines
-2 and 4 and an inversion rule on line 5).
+2 and 4 and IBP on line 5).
+
+With the D.6 regularizer ``r_t`` (as :class:`~moreauctl.chain.StageRegularizer`, already
+scaled) the weight subproblems read ``c (lam^T phi + r_t)`` (GBP, MBP),
+``c (|phi - phi(w) + lam|^2/2 + r_t)`` (IBP) and ``c lam^T phi + p |..|^2/2 + (c + p) r_t``
+(ALBP).
 
 The integer codes below are shared with the generated kernels (the code generator writes
 them into every generated module), so they are defined here and nowhere else. The
@@ -34,22 +54,31 @@ import numpy as np
 
 from . import _validate as v
 
-__all__ = ["RULE_GBP", "RULE_MBP", "RULE_IBP", "RULES", "INNER_PAPER", "INNER_GD",
-           "INNER_NEWTON", "INNERS", "KIND_H", "KIND_X", "KIND_W", "LINES", "Inner", "Rule",
-           "GBP", "MBP", "BackwardSpec", "parse_rules", "prox_direction", "paper_step"]
+__all__ = ["RULE_GBP", "RULE_MBP", "RULE_IBP", "RULE_ALBP", "RULES", "INNER_PAPER",
+           "INNER_GD", "INNER_NEWTON", "INNER_CG", "INNERS", "KIND_H", "KIND_X", "KIND_W",
+           "KIND_PH", "KIND_PX", "KIND_PW", "LINES", "Inner", "Rule", "GBP", "MBP", "IBP",
+           "ALBP", "BackwardSpec", "parse_rules", "prox_direction", "paper_step",
+           "penalty_direction", "conjugate_gradient"]
 
 # ---- codes shared with the generated kernels (moreauctl.codegen writes them out) ----
 RULE_GBP = 0     #: gradient back-propagation: linearize the line
 RULE_MBP = 1     #: Moreau back-propagation: gradient of the Moreau envelope (a prox)
-RULE_IBP = 2     #: regularized inversion (reserved; see issue 11)
+RULE_IBP = 2     #: regularized inversion: a damped inverse of the line's map
+RULE_ALBP = 3    #: augmented-Lagrangian line: MBP's linear term + IBP's penalty (Algo 9)
 INNER_PAPER = 0  #: one Goldstein gradient step, then one Barzilai-Borwein step (E.2.1)
 INNER_GD = 1     #: gradient steps with Armijo backtracking
 INNER_NEWTON = 2  #: damped Newton with the exact Hessian, gradient fallback
+INNER_CG = 3     #: conjugate gradient on the quadratic IBP/ALBP subproblems of affine lines
 KIND_H = 0       #: subproblem  c h(x + y)             + |y|^2/2
 KIND_X = 1       #: subproblem  c lam^T phi(w, x + y)  + |y|^2/2
 KIND_W = 2       #: subproblem  c lam^T phi(w + y, x)  + |y|^2/2
+#: penalty subproblems (IBP, ALBP): c lam^T f(z + y) + p/2 |f(z + y) - tgt|^2 + q |y|^2/2
+#: with tgt = f(z) - lam, and q = 0 (p = 1, c = 0) for the unregularized inverse
+KIND_PH = 3      #: f = h (a (1,) output), z = x, lam = 1
+KIND_PX = 4      #: f = phi(w, .), z = x
+KIND_PW = 5      #: f = phi(., x), z = w
 
-INNERS = {"paper": INNER_PAPER, "gd": INNER_GD, "newton": INNER_NEWTON}
+INNERS = {"paper": INNER_PAPER, "gd": INNER_GD, "newton": INNER_NEWTON, "cg": INNER_CG}
 #: Lines of Algo 2, in the order of a 3-sequence of rules. "controls" is accepted for
 #: "weights" (the control-theory name).
 LINES = ("objective", "states", "weights")
@@ -57,8 +86,9 @@ _LINE_ALIASES = {"controls": "weights"}
 
 #: Codes the generated kernels understand, by module-level constant name.
 KERNEL_CONSTANTS = {name: globals()[name] for name in (
-    "RULE_GBP", "RULE_MBP", "RULE_IBP", "INNER_PAPER", "INNER_GD", "INNER_NEWTON",
-    "KIND_H", "KIND_X", "KIND_W")}
+    "RULE_GBP", "RULE_MBP", "RULE_IBP", "RULE_ALBP", "INNER_PAPER", "INNER_GD",
+    "INNER_NEWTON", "INNER_CG", "KIND_H", "KIND_X", "KIND_W", "KIND_PH", "KIND_PX",
+    "KIND_PW")}
 
 
 # ---------------------------------------------------------------------------------------
@@ -71,13 +101,15 @@ class Inner:
 
     Parameters
     ----------
-    name : {"paper", "gd", "newton"}
+    name : {"paper", "gd", "newton", "cg"}
         ``"paper"``: one gradient step with a Goldstein line search, then one
         Barzilai-Borwein step (E.2.1). ``"gd"``: up to ``iters`` gradient steps with Armijo
         backtracking. ``"newton"``: damped Newton with the exact Hessian (a gradient step
-        where it is not positive definite).
+        where it is not positive definite). ``"cg"``: up to ``iters`` conjugate-gradient
+        steps on the quadratic subproblem of an IBP/ALBP line of a stage affine in the
+        variable (matrix-free, instead of the closed form; the other lines use ``"paper"``).
     iters : int
-        Iteration cap of ``"gd"`` and ``"newton"``.
+        Iteration cap of ``"gd"``, ``"newton"`` and ``"cg"``.
     tol : float
         They stop when ``|grad F(y)| <= tol |grad F(0)|`` (relative: costates of long
         chains with geometric steps differ by orders of magnitude).
@@ -194,12 +226,192 @@ def prox_direction(f, grad_f, z, c: float, inner: Inner, *, f_z: Optional[float]
         return np.full_like(g0, np.nan, dtype=float)
     F = lambda y: c * f(z + y) + 0.5 * float(np.vdot(y, y))  # noqa: E731
     G = lambda y: c * grad_f(z + y) + y  # noqa: E731
-    if inner.name == "paper":
+    if inner.name in ("paper", "cg"):  # "cg" is for the quadratic IBP/ALBP lines only
         return -paper_step(F, G, F0, g0)
     H = None
     if hess_f is not None:
         n = g0.size
         H = lambda y: c * hess_f(z + y) + np.eye(n)  # noqa: E731
+    return -_descent(F, G, F0, g0, inner, H)
+
+
+def conjugate_gradient(matvec, b: np.ndarray, iters: int, tol: float) -> np.ndarray:
+    """Solve ``A y = b`` for a symmetric positive definite operator by conjugate gradient
+    from ``y = 0``: at most ``iters`` steps, stopping when ``|r| <= tol |b|``.
+
+    Parameters
+    ----------
+    matvec : callable
+        ``v -> A v``, shaped like ``b``.
+    b : ndarray, any shape
+
+    Returns
+    -------
+    ndarray, shaped like ``b``
+    """
+    y = np.zeros_like(b, dtype=float)
+    r = np.array(b, dtype=float)
+    d = r.copy()
+    rr = float(np.vdot(r, r))
+    stop = (tol ** 2) * rr
+    for _ in range(iters):
+        if not rr > stop:
+            break
+        Ad = matvec(d)
+        dAd = float(np.vdot(d, Ad))
+        if not dAd > 0.0:
+            break
+        s = rr / dAd
+        y += s * d
+        r -= s * Ad
+        rr_new = float(np.vdot(r, r))
+        d = r + (rr_new / rr) * d
+        rr = rr_new
+    return y
+
+
+def _jacobian(vjp, z, out_shape) -> np.ndarray:
+    """The Jacobian ``(m, n)`` of a map at ``z`` from ``m`` VJPs with unit vectors
+    (``m`` = number of outputs; cheap for control stages)."""
+    m = int(np.prod(out_shape))
+    J = np.empty((m, z.size))
+    e = np.zeros(m)
+    for i in range(m):
+        e[i] = 1.0
+        J[i] = np.ravel(vjp(z, e.reshape(out_shape)))
+        e[i] = 0.0
+    return J
+
+
+def _penalty_subproblem(f, vjp, z, lam, tgt, c, p, reg):
+    """``F`` and ``grad F`` of :func:`penalty_direction`'s subproblem."""
+    inv = math.isinf(p)
+    if inv and (c != 0.0 or reg is not None):
+        raise ValueError("the unregularized inverse (p = inf) has no linear term and no "
+                         "regularizer")
+    pp, q = (1.0, 0.0) if inv else (float(p), 1.0)
+    rc = c + p
+
+    def F(y):
+        fy = f(z + y)
+        r = fy - tgt
+        v = 0.5 * pp * float(np.vdot(r, r)) + 0.5 * q * float(np.vdot(y, y))
+        if c:
+            v += c * float(np.vdot(lam, fy))
+        if reg is not None:
+            v += rc * reg.value(z + y)
+        return v
+
+    def G(y):
+        u = pp * (f(z + y) - tgt)
+        if c:
+            u = u + c * lam
+        g = np.reshape(vjp(z + y, u), z.shape) + q * y
+        if reg is not None:
+            g = g + rc * np.reshape(reg.grad(z + y), z.shape)
+        return g
+
+    return F, G
+
+
+def penalty_residual(out, f, vjp, z, lam, f_z, c: float, p: float, reg=None, **_) -> float:
+    """``|grad F(y)|`` of :func:`penalty_direction`'s subproblem at ``y = -out``."""
+    _, G = _penalty_subproblem(f, vjp, z, lam, f_z - lam, c, p, reg)
+    return float(np.linalg.norm(G(-np.reshape(out, np.shape(z)))))
+
+
+def penalty_direction(f, vjp, z, lam, f_z, c: float, p: float, inner: Inner, *,
+                      affine: bool = False, jvp=None, hess=None, reg=None,
+                      normal_solve=None) -> np.ndarray:
+    """The IBP/ALBP line: ``-argmin_y F(y)`` with
+
+    ``F(y) = c lam^T f(z + y) + p/2 |f(z + y) - f(z) + lam|^2 + (c + p) r(z + y) + |y|^2/2``
+
+    (``c = 0``: IBP with step ``p``; ``p = 0`` is MBP, see :func:`prox_direction`). With
+    ``p = inf`` (and ``c = 0``, no ``r``) it is the unregularized inverse
+    ``-argmin_y |f(z + y) - f(z) + lam|^2 / 2``, the minimum-norm one for an affine map.
+
+    Parameters
+    ----------
+    f : callable
+        ``f(z') -> ndarray`` shaped like ``lam``.
+    vjp : callable
+        ``vjp(z', u) = df(z')^T u``, shaped like ``z``.
+    z, lam : ndarray
+    f_z : ndarray
+        ``f(z)``.
+    c, p : float
+        Coefficients of the linear and the penalty term (``>= 0``).
+    inner : Inner
+        Inner algorithm when ``f`` is not affine (``"cg"`` acts as ``"paper"`` there).
+    affine : bool
+        ``f`` affine: the subproblem is quadratic (with a quadratic ``r``), solved in closed
+        form (dense ``J`` from VJPs, or ``normal_solve``) or by conjugate gradient
+        (``inner.name == "cg"``, matrix-free).
+    jvp : callable, optional
+        ``jvp(z', v) = df(z') v`` (conjugate gradient); default for an affine ``f``:
+        ``f(v) - f(0)``.
+    hess : callable, optional
+        ``hess(z', u) -> (n, n)``: Hessian of ``u^T f`` (inner ``"newton"``).
+    reg : StageRegularizer, optional
+    normal_solve : callable, optional
+        ``normal_solve(rhs, a, b)`` solving ``(a J^T J + b I) y = rhs`` (a closed form the
+        stage offers, e.g. a dense layer's ``(A^T A + beta I)^{-1}``); used without ``r``.
+
+    Returns
+    -------
+    ndarray, shaped like ``z``
+    """
+    inv = math.isinf(p)
+    pp, q = (1.0, 0.0) if inv else (float(p), 1.0)
+    rc = c + p
+    tgt = f_z - lam
+    F, G = _penalty_subproblem(f, vjp, z, lam, tgt, c, p, reg)
+    g0 = G(np.zeros_like(z))
+    if not math.isfinite(float(np.vdot(g0, g0))):
+        return np.full_like(z, np.nan, dtype=float)
+    if affine:
+        if inner.name == "cg":
+            if jvp is None:
+                f0 = f(np.zeros_like(z))
+                jv = lambda v: f(v) - f0  # noqa: E731  (exact for an affine f)
+            else:
+                jv = lambda v: jvp(z, v)  # noqa: E731
+            gr0 = None if reg is None else np.reshape(reg.grad(z), z.shape)
+
+            def A(v):
+                out = pp * np.reshape(vjp(z, jv(v)), z.shape) + q * v
+                if reg is not None:  # exact for a quadratic r
+                    out = out + rc * (np.reshape(reg.grad(z + v), z.shape) - gr0)
+                return out
+            return -conjugate_gradient(A, -g0, inner.iters, inner.tol)
+        if normal_solve is not None and reg is None:
+            return -np.reshape(normal_solve(-g0, pp, q), z.shape)
+        J = _jacobian(vjp, z, np.shape(lam))
+        if inv:  # minimum-norm least squares
+            return np.reshape(np.linalg.lstsq(J, np.ravel(lam), rcond=None)[0], z.shape)
+        H = pp * (J.T @ J) + q * np.eye(z.size)
+        if reg is not None:
+            Hr = reg.hess(z)
+            if Hr is None:
+                raise ValueError("an IBP/ALBP weight line with a regularizer needs its Hessian "
+                                 "(a quadratic r, e.g. L2) for the closed form")
+            H = H + rc * Hr
+        return -np.reshape(np.linalg.solve(H, -np.ravel(g0)), z.shape)
+    H = None
+    if hess is not None:
+        def H(y):
+            zy = z + y
+            fy = f(zy)
+            u = pp * (fy - tgt) + (c * lam if c else 0.0)
+            Jy = _jacobian(vjp, zy, np.shape(lam))
+            out = pp * (Jy.T @ Jy) + hess(zy, u) + q * np.eye(z.size)
+            if reg is not None:
+                out = out + rc * reg.hess(zy)
+            return out
+    F0 = F(np.zeros_like(z))
+    if inner.name in ("paper", "cg"):
+        return -paper_step(F, G, F0, g0)
     return -_descent(F, G, F0, g0, inner, H)
 
 
@@ -302,10 +514,112 @@ class _MBP(Rule):
                               hess_f=None if hess is None else (lambda z: hess(z, x, lam)))
 
 
+def _stage_line(stage, w, x, lam, line: str, x_next):
+    """The callables of :func:`penalty_direction` for a state (``"x"``) or weight
+    (``"w"``) line of ``stage``."""
+    if line == "x":
+        f = lambda z: stage.forward(w, z)  # noqa: E731
+        vjp = lambda z, u: stage.vjp_x(w, z, u)  # noqa: E731
+        jvp = getattr(stage, "jvp_x", None)
+        hess = getattr(stage, "hess_x", None)
+        return dict(f=f, vjp=vjp, z=x, f_z=stage.forward(w, x) if x_next is None else x_next,
+                    affine=stage.affine_x,
+                    jvp=None if jvp is None else (lambda z, v: jvp(w, z, v)),
+                    hess=None if hess is None else (lambda z, u: hess(w, z, u)))
+    f = lambda z: stage.forward(z, x)  # noqa: E731
+    vjp = lambda z, u: stage.vjp_w(z, x, u)  # noqa: E731
+    jvp = getattr(stage, "jvp_w", None)
+    hess = getattr(stage, "hess_w", None)
+    ns = getattr(stage, "normal_solve_w", None)
+    return dict(f=f, vjp=vjp, z=w, f_z=stage.forward(w, x) if x_next is None else x_next,
+                affine=stage.affine_w,
+                jvp=None if jvp is None else (lambda z, v: jvp(z, x, v)),
+                hess=None if hess is None else (lambda z, u: hess(z, x, u)),
+                normal_solve=None if ns is None else (lambda rhs, a, b: ns(w, x, rhs, a, b)))
+
+
+def _objective_line(h, x, data):
+    """:func:`penalty_direction`'s callables for the objective line (``f = h``, a (1,)
+    output, ``lam = 1``)."""
+    hess = getattr(h, "hess", None)
+    return dict(f=lambda z: np.array([h.value(z, data)]),
+                vjp=lambda z, u: u[0] * h.grad(z, data), z=x,
+                f_z=np.array([h.value(x, data)]), affine=False,
+                hess=None if hess is None else (lambda z, u: u[0] * hess(z, data)))
+
+
+class _IBP(Rule):
+    """Regularized inversion: ``-argmin_y c/2 |f(z + y) - f(z) + lam|^2 + |y|^2/2`` (the
+    short paper's IBP with ``gamma = 1/c``); ``c = inf`` is the plain inverse."""
+
+    name, code = "ibp", RULE_IBP
+
+    def objective(self, h, x, data, c, inner):
+        return penalty_direction(lam=np.ones(1), c=0.0, p=c, inner=inner,
+                                 **_objective_line(h, x, data))
+
+    def states(self, stage, w, x, lam, c, inner, x_next=None):
+        return penalty_direction(lam=lam, c=0.0, p=c, inner=inner,
+                                 **_stage_line(stage, w, x, lam, "x", x_next))
+
+    def weights(self, stage, w, x, lam, c, inner, x_next=None, reg=None):
+        return penalty_direction(lam=lam, c=0.0, p=c, inner=inner, reg=reg,
+                                 **_stage_line(stage, w, x, lam, "w", x_next))
+
+    def objective_residual(self, h, x, data, out, c):
+        """``|grad F|`` of the line's subproblem at its solution (diagnostics)."""
+        return penalty_residual(out, lam=np.ones(1), c=0.0, p=c, **_objective_line(h, x, data))
+
+    def states_residual(self, stage, w, x, lam, out, c, x_next=None, pen=0.0):
+        return penalty_residual(out, lam=lam, c=0.0, p=c,
+                                **_stage_line(stage, w, x, lam, "x", x_next))
+
+    def weights_residual(self, stage, w, x, lam, out, c, x_next=None, reg=None, pen=0.0):
+        return penalty_residual(out, lam=lam, c=0.0, p=c, reg=reg,
+                                **_stage_line(stage, w, x, lam, "w", x_next))
+
+
+class _ALBP(Rule):
+    """The augmented-Lagrangian line (Algo 9): ``c`` is the step of the linear term, ``pen``
+    the penalty's; MBP when ``pen = 0``, IBP with step ``pen`` when ``c = 0``."""
+
+    name, code = "albp", RULE_ALBP
+
+    def objective(self, h, x, data, c, inner):
+        return MBP.objective(h, x, data, c, inner)
+
+    def states(self, stage, w, x, lam, c, inner, x_next=None, pen=0.0):
+        if pen == 0.0:
+            return MBP.states(stage, w, x, lam, c, inner, x_next)
+        if c == 0.0:
+            return IBP.states(stage, w, x, lam, pen, inner, x_next)
+        return penalty_direction(lam=lam, c=c, p=pen, inner=inner,
+                                 **_stage_line(stage, w, x, lam, "x", x_next))
+
+    def weights(self, stage, w, x, lam, c, inner, x_next=None, reg=None, pen=0.0):
+        if pen == 0.0:
+            return MBP.weights(stage, w, x, lam, c, inner, x_next, reg)
+        if c == 0.0:
+            return IBP.weights(stage, w, x, lam, pen, inner, x_next, reg)
+        return penalty_direction(lam=lam, c=c, p=pen, inner=inner, reg=reg,
+                                 **_stage_line(stage, w, x, lam, "w", x_next))
+
+    def states_residual(self, stage, w, x, lam, out, c, x_next=None, pen=0.0):
+        return penalty_residual(out, lam=lam, c=c, p=pen,
+                                **_stage_line(stage, w, x, lam, "x", x_next))
+
+    def weights_residual(self, stage, w, x, lam, out, c, x_next=None, reg=None, pen=0.0):
+        return penalty_residual(out, lam=lam, c=c, p=pen, reg=reg,
+                                **_stage_line(stage, w, x, lam, "w", x_next))
+
+
 GBP = _GBP()
 MBP = _MBP()
-#: rules by name (a new rule registers itself here)
-RULES = {"gbp": GBP, "mbp": MBP}
+IBP = _IBP()
+ALBP = _ALBP()
+#: rules by name (a new rule registers itself here); ALBP needs the penalties of the
+#: augmented-Lagrangian oracle, so it is not selectable by name
+RULES = {"gbp": GBP, "mbp": MBP, "ibp": IBP}
 
 
 def parse_rules(rules) -> tuple:
@@ -328,9 +642,6 @@ def parse_rules(rules) -> tuple:
         if isinstance(r, Rule):
             out.append(r)
             continue
-        if r == "ibp" and "ibp" not in RULES:
-            raise ValueError(f"rule 'ibp' (regularized inversion) for the {line} line is not "
-                             f"available yet; choose one of {sorted(RULES)}")
         if r not in RULES:
             raise ValueError(f"unknown rule {r!r} for the {line} line; choose one of {sorted(RULES)}")
         out.append(RULES[r])
@@ -356,6 +667,9 @@ class BackwardSpec:
         Factor of each stage's regularizer ``r_t`` (D.6) in its weight line: the paper's
         ``gamma_t`` in the rescaled recursion (see
         :class:`moreauctl.chain.StageRegularizer`); 1 if None.
+    pen_x, pen_w : ndarray, shape (T,), optional
+        Penalty steps of the ALBP state and weight lines (the augmented-Lagrangian pass);
+        None for the other rules.
     """
 
     rules: tuple
@@ -365,9 +679,21 @@ class BackwardSpec:
     inner: Inner = field(default_factory=Inner)
     diagnostics: bool = False
     reg_scale: Optional[np.ndarray] = None
+    pen_x: Optional[np.ndarray] = None
+    pen_w: Optional[np.ndarray] = None
 
     @property
     def codes(self) -> Optional[np.ndarray]:
-        """The rules' kernel codes (int64, (3,)), or None if a rule has no kernel."""
+        """The rules' kernel codes (int64, (3,)), or None if a rule (or the inner algorithm
+        "cg", for the quadratic lines of networks) has no kernel."""
         c = [r.code for r in self.rules]
-        return None if any(x is None for x in c) else np.array(c, dtype=np.int64)
+        if any(x is None for x in c) or self.inner.name == "cg":
+            return None
+        return np.array(c, dtype=np.int64)
+
+    def penalties(self, T: int):
+        """``(pen_x, pen_w)`` as arrays (zeros when not set), shape (T,) each."""
+        z = None
+        if self.pen_x is None or self.pen_w is None:
+            z = np.zeros(T)
+        return (z if self.pen_x is None else self.pen_x), (z if self.pen_w is None else self.pen_w)

@@ -180,8 +180,8 @@ def test_bad_settings():
         MoreauOracle(ch, gammas=np.ones(6), alphas=-np.ones(5))
     with pytest.raises(ValueError, match="unknown schedule 'cosine'"):
         MoreauOracle(ch, alpha=1.0, gamma=0.5, schedule="cosine")
-    with pytest.raises(ValueError, match="'ibp'.*not available yet"):
-        MoreauOracle(ch, alpha=1.0, gamma=0.5, rules=("mbp", "ibp", "mbp"))
+    with pytest.raises(ValueError, match="unknown rule 'xbp' for the states line"):
+        MoreauOracle(ch, alpha=1.0, gamma=0.5, rules=("mbp", "xbp", "mbp"))
     with pytest.raises(ValueError, match="needs gamma"):
         mc.solve(p, "moreau-gd", step=1.0, iters=1)
 

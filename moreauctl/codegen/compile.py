@@ -22,7 +22,7 @@ import casadi as ca
 import numpy as np
 
 from ..chain import Backward, Chain, Layout, Objective, Stage
-from ..rules import KERNEL_CONSTANTS, BackwardSpec
+from ..rules import KERNEL_CONSTANTS, RULE_GBP, RULE_MBP, BackwardSpec
 from .build import build_module
 from .fused import SCALAR_PRIMITIVES, fused_source
 from .inner import ARRAY_PRIMITIVES, inner_source
@@ -211,9 +211,11 @@ class CasadiChain(Chain):
         G = np.empty(self.layout.size)
         lam0 = np.empty(self.nx)
         resid = np.empty((T + 1, 2))
+        pen_x, pen_w = spec.penalties(T)
         bad = self.kernels.f_backward_moreau(
-            W, X, JV, use_jv, float(spec.gam_h), spec.gam, spec.alp, codes, spec.inner.code,
-            spec.inner.iters, spec.inner.tol, bool(spec.diagnostics), self._W(G), lam0, resid)
+            W, X, JV, use_jv, float(spec.gam_h), spec.gam, spec.alp, pen_x, pen_w, codes,
+            spec.inner.code, spec.inner.iters, spec.inner.tol, bool(spec.diagnostics),
+            self._W(G), lam0, resid)
         return Backward(G, lam0, None if bad < 0 else int(bad),
                         resid if spec.diagnostics else None)
 
@@ -226,7 +228,10 @@ class CasadiChain(Chain):
         if codes is None:
             return super().forward_backward(w, data, spec)
         W = self._W(w)
-        if spec.inner.name != "paper" or spec.diagnostics:
+        # the fast pass has the MBP/GBP lines only (it would read ALBP as MBP)
+        only_mbp = all(c in (RULE_GBP, RULE_MBP) for c in codes) and spec.pen_x is None \
+            and spec.pen_w is None
+        if spec.inner.name != "paper" or spec.diagnostics or not only_mbp:
             cost, X = self.forward(W)
             return cost, X, self._backward_general(W, X, spec, codes, self._jv(False), False)
         k = self.kernels

@@ -18,8 +18,9 @@ Generated names (all ``@_jit``; ``w`` is ``(T, NW)``, ``X`` is ``(T+1, NX)``):
 ``f_value_and_gradient(w, x0, X, JV, G, lam0) -> h``           both passes in one call
 ``f_backward_moreau_paper(w, X, JV, use_jv, gam_h, gam, alp,``  Algo 2, inner algorithm of
 ``rules, G, lam0) -> bad``                                     E.2.1 inlined (fast path)
-``f_backward_moreau(..., rules, inner, iters, tol,``           the same text, inner
-``diagnostics, G, lam0, resid) -> bad``                        algorithm chosen at run time
+``f_backward_moreau(..., pen_x, pen_w, rules, inner,``         the same text, inner
+``iters, tol, diagnostics, G, lam0, resid) -> bad``            algorithm chosen at run time,
+                                                               IBP/ALBP lines
 =============================================================  ============================
 
 ``bad`` is the first stage (0-based row) whose output is not finite, ``T`` for the
@@ -193,6 +194,25 @@ def _mbp_or_gbp(affine: bool, flag: str, out: List[str], lin: List[str],
     return [f"if {flag}:"] + _indent(prox, 1) + ["else:"] + _indent(copy, 1)
 
 
+def _pen_or(rule: str, pens: str, kind: str, n: int, c: str, affine: bool, out: List[str],
+            col: int, lam: List[str], other: List[str]) -> List[str]:
+    """One IBP/ALBP line of the general pass (the array solver :func:`_pen_line` of
+    :mod:`.inner`) when the rule asks for it, else the MBP/GBP lines ``other``: IBP takes
+    the line's step ``c`` as its penalty; ALBP takes ``c`` as the step of its linear term
+    and ``pens[t]`` as the penalty, and is MBP where that penalty is 0."""
+    L = [f"if {rule} == RULE_IBP or ({rule} == RULE_ALBP and {pens}[t] != 0.0):"]
+    body = [f"c_lin = 0.0 if {rule} == RULE_IBP else {c}",
+            f"c_pen = {c} if {rule} == RULE_IBP else {pens}[t]"]
+    body += [f"lp[{i}] = {li}" for i, li in enumerate(lam)]
+    body += [f"lp[NX + {i}] = X[t + 1, {i}] - {li}" for i, li in enumerate(lam)]
+    body += [f"_pen_line({kind}, c_lin, c_pen, wv, xv, lp, {n}, {affine}, inner, iters, tol, "
+             f"y, buf)"]
+    body += [f"{o} = -y[{i}]" for i, o in enumerate(out)]
+    body += ["if diagnostics:",
+             f"    resid[t, {col}] = _residual({kind}, c_lin, wv, xv, lp, y, {n}, buf)"]
+    return L + _indent(body, 1) + ["else:"] + _indent(other, 1)
+
+
 def _array_prox(kind: str, n: int, c: str, F0: str, g0: List[str], out: List[str]) -> List[str]:
     """A subproblem solved by the array-form ``_prox`` (inner "gd"/"newton"; see
     :mod:`moreauctl.codegen.inner`) from the loop's scalars, copied into ``wv, xv, lv``."""
@@ -216,7 +236,9 @@ def _backward_moreau(nx: int, nw: int, njv: int, store: bool, affine_w: bool,
     ``general=False`` gives the "paper" pass (the inner algorithm of E.2.1 inlined in scalar
     locals, no diagnostics): the fast path. ``general=True`` adds, from the same text, the
     runtime choice of the inner algorithm (``inner``: "paper" inlined, "gd"/"newton" through
-    the array solver ``_prox``) and the residuals of every subproblem (``diagnostics``).
+    the array solver ``_prox``), the residuals of every subproblem (``diagnostics``) and
+    the IBP/ALBP lines (array solver ``_pen_line``; the callers send specs with those rules
+    to this pass only: the fast pass reads ALBP as MBP and has no IBP line).
     """
     lam = _names("l", nx)
     nxt = _names("n", nx)
@@ -227,13 +249,14 @@ def _backward_moreau(nx: int, nw: int, njv: int, store: bool, affine_w: bool,
     xt = _names("x", nx)
     out = ["T = w.shape[0]",
            "m = max(NX, NW)",
-           "buf = np.empty((10, m * m))",
+           "buf = np.empty((10, m * m + 3 * m + 2))",
            "lamv = np.empty(NX)",
            "gxv = np.empty(NX)",
            "y = np.empty(m)",
            "one = np.empty(1)"]
     if general:
         out += ["wv = np.empty(NW)", "xv = np.empty(NX)", "lv = np.empty(NX)", "gv = np.empty(m)",
+                "lp = np.empty(2 * NX + 2)",
                 "for t in range(T + 1):",
                 "    resid[t, 0] = np.nan",
                 "    resid[t, 1] = np.nan"]
@@ -244,8 +267,20 @@ def _backward_moreau(nx: int, nw: int, njv: int, store: bool, affine_w: bool,
             "    gxv[i] *= gam_h",
             "if rules[0] == RULE_GBP:",
             "    for i in range(NX):",
-            "        lamv[i] = gxv[i]",
-            "else:",
+            "        lamv[i] = gxv[i]"]
+    if general:
+        # IBP on h with lam = 1 (the short paper's BP(h)(x_T, 1)): target h(x_T) - 1
+        out += ["elif rules[0] == RULE_IBP:",
+                "    _h(xT, one)",
+                "    lp[0] = 1.0",
+                "    lp[NX] = one[0] - 1.0",
+                "    _pen_line(KIND_PH, 0.0, gam_h, wv, xT, lp, NX, False, inner, iters, tol, "
+                "y, buf)",
+                "    for i in range(NX):",
+                "        lamv[i] = -y[i]",
+                "    if diagnostics:",
+                "        resid[T, 0] = _residual(KIND_PH, 0.0, wv, xT, lp, y, NX, buf)"]
+    out += ["else:",
             "    _h(xT, one)"]
     if general:
         # a quadratic h is solved exactly by one Newton step, whatever the inner algorithm
@@ -265,8 +300,8 @@ def _backward_moreau(nx: int, nw: int, njv: int, store: bool, affine_w: bool,
             "    if not math.isfinite(lamv[i]):",
             "        return T"]
     out += [f"{li} = lamv[{i}]" for i, li in enumerate(lam)]
-    out += [f"mbp_x = rules[1] == RULE_MBP and not {affine_x}",
-            f"mbp_w = rules[2] == RULE_MBP and not {affine_w}",
+    out += [f"mbp_x = (rules[1] == RULE_MBP or rules[1] == RULE_ALBP) and not {affine_x}",
+            f"mbp_w = (rules[2] == RULE_MBP or rules[2] == RULE_ALBP) and not {affine_w}",
             "for t in range(T - 1, -1, -1):"]
     body = [f"{wi} = w[t, {i}]" for i, wi in enumerate(wt)]
     body += [f"{xi} = X[t, {i}]" for i, xi in enumerate(xt)]
@@ -296,10 +331,16 @@ def _backward_moreau(nx: int, nw: int, njv: int, store: bool, affine_w: bool,
                 + _residual_lines(code, n, c, res, col))
 
     body += ["a = alp[t]"] + [f"{g} *= a" for g in gw]
-    body += _mbp_or_gbp(affine_w, "mbp_w", gt, gw, prox("w", nw, "a", gw, wt, xt, gt, 1))
+    line_w = _mbp_or_gbp(affine_w, "mbp_w", gt, gw, prox("w", nw, "a", gw, wt, xt, gt, 1))
+    if general:
+        line_w = _pen_or("rules[2]", "pen_w", "KIND_PW", nw, "a", affine_w, gt, 1, lam, line_w)
+    body += line_w
     body += [f"G[t, {i}] = {g}" for i, g in enumerate(gt)]
     body += ["c = gam[t]"] + [f"{g} *= c" for g in gx]
-    body += _mbp_or_gbp(affine_x, "mbp_x", nxt, gx, prox("x", nx, "c", gx, xt, wt, nxt, 0))
+    line_x = _mbp_or_gbp(affine_x, "mbp_x", nxt, gx, prox("x", nx, "c", gx, xt, wt, nxt, 0))
+    if general:
+        line_x = _pen_or("rules[1]", "pen_x", "KIND_PX", nx, "c", affine_x, nxt, 0, lam, line_x)
+    body += line_x
     ok = " and ".join([f"math.isfinite({v})" for v in nxt + gt])
     body += [f"if not ({ok}):", "    return t"]
     body += [f"{a} = {b}" for a, b in zip(lam, nxt)]
@@ -365,10 +406,11 @@ def fused_source(flags: Dict[str, object]) -> str:
         "for the objective, or -1.",
         _backward_moreau(*moreau, general=False)))
     parts.append(_def(
-        "f_backward_moreau(w, X, JV, use_jv, gam_h, gam, alp, rules, inner, iters, tol, "
-        "diagnostics, G, lam0, resid)",
+        "f_backward_moreau(w, X, JV, use_jv, gam_h, gam, alp, pen_x, pen_w, rules, inner, "
+        "iters, tol, diagnostics, G, lam0, resid)",
         "f_backward_moreau_paper with the inner algorithm chosen at run time (inner, iters, "
-        "tol) and, with diagnostics, the residual |grad F| of every subproblem in resid "
+        "tol), the IBP and ALBP lines (pen_x, pen_w (T,): the ALBP penalties) and, with "
+        "diagnostics, the residual |grad F| of every subproblem in resid "
         "(T+1, 2): column 0 the state line (row T: the objective), column 1 the weight "
         "line, NaN where a closed form or the gradient rule was used.",
         _backward_moreau(*moreau, general=True)))
