@@ -137,6 +137,8 @@ class CasadiChain(Chain):
         libm function), or nothing.
     affine_w, affine_x, quadratic_h : bool
         Structure detected symbolically; the Moreau rule uses closed forms where they hold.
+    dt : float or None
+        The problem's time step (set by :func:`compile_chain`).
     functions : mapping of str to casadi.Function
         The per-stage CasADi Functions the kernels were generated from.
     """
@@ -153,6 +155,7 @@ class CasadiChain(Chain):
         self.affine_w = bool(flags["AFFINE_W"])
         self.affine_x = bool(flags["AFFINE_X"])
         self.quadratic_h = bool(flags["QUAD_H"])
+        self.dt = None
         x0 = np.array(x0, dtype=float)
         x0.setflags(write=False)
         self.x0 = x0
@@ -286,5 +289,8 @@ def compile_chain(problem) -> CasadiChain:
                             f"{type(problem).__name__}")
     chain = compile_casadi_chain(problem.stage, problem.objective, problem.x0_chain,
                                  problem.horizon)
+    # the time step, for what is defined per unit of time (e.g. the Moreau oracle's
+    # gamma_time); compile_casadi_chain's chains have none
+    chain.dt = getattr(problem, "dt", None)
     _CHAINS[problem] = chain
     return chain

@@ -18,7 +18,9 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
-__all__ = ["OracleOutput", "Oracle", "first_bad_stage"]
+from .. import _validate as v
+
+__all__ = ["OracleOutput", "Oracle", "SpecOracle", "first_bad_stage", "gamma_per_stage"]
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,36 @@ class Oracle:
         return f"{type(self).__name__}({self.chain!r})"
 
 
+class SpecOracle(Oracle):
+    """An oracle whose backward pass is the chain's ``forward_backward`` with one fixed
+    :class:`~moreauctl.rules.BackwardSpec` (a rule and a step per line of Algo 2): the
+    Moreau oracle and its cousins (ProxProp, target propagation, augmented Lagrangian,
+    penalized passes) differ only in their rules and steps. Stateless.
+
+    Subclasses set ``self.spec`` and ``self.scale`` (what the pass's directions ``g`` are
+    divided by to be in gradient units).
+    """
+
+    spec = None
+    scale = 1.0
+
+    @property
+    def rules(self) -> np.ndarray:
+        """Kernel codes of the three lines' rules (int64, (3,)), None without a kernel."""
+        return self.spec.codes
+
+    def __call__(self, w, state=(), data=None):
+        cost, X, b = self.chain.forward_backward(w, data, self.spec)
+        d = b.direction if self.scale == 1.0 else b.direction / self.scale
+        info = {"lam0": b.lam0, "g": b.direction}
+        if self.spec.diagnostics:
+            info["residuals"] = b.residuals
+            if b.costates is not None:
+                info["costates"] = b.costates
+        return OracleOutput(cost=cost, direction=d, states=X, gradient=None,
+                            failed_stage=b.failed_stage, info=info), state
+
+
 def first_bad_stage(layout, G: np.ndarray) -> Optional[int]:
     """Row of the stage closest to the objective (the first a backward pass reaches) with a
     non-finite entry in ``G`` (n,), or None."""
@@ -85,3 +117,28 @@ def first_bad_stage(layout, G: np.ndarray) -> Optional[int]:
         return None
     last = int(np.nonzero(~np.isfinite(G))[0].max())
     return int(np.searchsorted(layout.offsets, last, side="right") - 1)
+
+
+def gamma_per_stage(gamma, gamma_time: Optional[float] = None, dt: Optional[float] = None,
+                    chain=None):
+    """The per-stage ``gamma`` of a decay ``gamma`` per ``gamma_time`` seconds:
+    ``gamma ** (dt / gamma_time)`` (``gamma`` itself when ``gamma_time`` is None).
+
+    ``dt`` defaults to the chain's time step (``chain.dt``, set by
+    :func:`moreauctl.compile_chain` from the problem).
+    """
+    if gamma_time is None:
+        if dt is not None:
+            raise ValueError("dt is only used with gamma_time (gamma per unit of time)")
+        return gamma
+    gt = v.positive_number("gamma_time (seconds)", gamma_time)
+    if gamma is None:
+        raise ValueError("gamma_time needs gamma (the decay per gamma_time seconds)")
+    g = v.positive_number("gamma", gamma)
+    if dt is None:
+        dt = getattr(chain, "dt", None)
+        if dt is None:
+            raise ValueError("gamma_time (gamma per unit of time) needs the time step: this "
+                             "chain has none (pass dt=)")
+    d = v.positive_number("dt", dt)
+    return g ** (d / gt)

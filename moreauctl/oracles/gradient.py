@@ -8,7 +8,7 @@ import numpy as np
 from .. import _validate as v
 from .. import optimizers  # noqa: F401  (registers the optimizers the methods below pair with)
 from ..registry import register_method, register_oracle
-from .base import Oracle, OracleOutput, first_bad_stage
+from .base import Oracle, OracleOutput, first_bad_stage, gamma_per_stage
 
 __all__ = ["GradientOracle", "stage_weight_vector", "STAGE_WEIGHTS"]
 
@@ -56,9 +56,15 @@ class GradientOracle(Oracle):
 
     @classmethod
     def from_options(cls, chain, *, stage_weights: Optional[str] = None,
-                     gamma: Optional[float] = None) -> "GradientOracle":
-        """The registry's factory: ``stage_weights="geometric"`` with ``gamma``."""
-        return cls(chain, stage_weight_vector(chain.horizon, stage_weights, gamma))
+                     gamma: Optional[float] = None, gamma_time: Optional[float] = None,
+                     dt: Optional[float] = None) -> "GradientOracle":
+        """The registry's factory: ``stage_weights="geometric"`` with ``gamma`` (per stage,
+        or per ``gamma_time`` seconds: see :func:`~moreauctl.oracles.moreau.gamma_per_stage`)."""
+        if gamma_time is not None and stage_weights in (None, "none"):
+            raise ValueError("gamma_time is only used with stage_weights='geometric' for "
+                             "gradient methods")
+        g = gamma_per_stage(gamma, gamma_time, dt, chain)
+        return cls(chain, stage_weight_vector(chain.horizon, stage_weights, g))
 
     def __call__(self, w, state=(), data=None):
         cost, X, G, lam0 = self.chain.value_and_gradient(w, data)

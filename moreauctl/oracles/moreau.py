@@ -37,12 +37,26 @@ direction = w - g``, which is what the method ``"moreau-gd"`` does with ``alpha 
 With Algo 2's own arrays ``gammas``/``alphas`` there is no scalar ``alpha``: the direction
 is ``g`` itself, and ``"moreau-gd"`` takes ``w <- w - step * g`` (``step=1`` is Algo 6).
 
+Two more choices:
+
+- **Prop. 2.2's steps** ``beta_t`` (the proximal steps of the multipliers; Algo 2 takes
+  ``beta_t = 1/gamma_t``): ``beta=b`` sets ``beta_t = b / gamma_t``, ``betas`` gives
+  ``beta_1..beta_T``. The pass is then ``lamhat_{t-1} = grad env(gamma_{t-1} beta_t
+  lamhat_t^T phi_t)``, ``g_t = grad env(alpha_t beta_t lamhat_t^T phi_t)`` on
+  ``lamhat_t = mu_t / beta_t`` (``mu_t`` the multipliers): :func:`lagrangian_steps` with
+  ``kappa = 0``.
+- **gamma per unit of time** (``gamma_time=s``): ``gamma`` is the decay of the weights per
+  ``s`` seconds of the plant, so the per-stage factor is ``gamma ** (dt / s)`` at time step
+  ``dt`` (the chain's, or ``dt=``): a finer discretization of the same problem keeps the
+  same weighting of its physical time (:func:`gamma_per_stage`).
+
 For small steps every envelope gradient linearizes (``grad env(c f)(z) ~ c grad f(z)``), so
 with the geometric schedule and ``eq52`` the direction of stage ``t`` tends to
 ``alpha gamma^(T-t+1) dh/dw_t``: gradient descent with geometrically decaying per-stage steps.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
@@ -51,9 +65,10 @@ from .. import _validate as v
 from .. import optimizers  # noqa: F401  (registers the optimizers the methods below pair with)
 from ..registry import register_oracle, register_oracle_methods
 from ..rules import INNERS, BackwardSpec, Inner, parse_rules
-from .base import Oracle, OracleOutput
+from .base import SpecOracle, gamma_per_stage
 
-__all__ = ["MoreauOracle", "moreau_schedule", "stage_gammas", "SCHEDULES", "CONVENTIONS", "INNERS"]
+__all__ = ["MoreauOracle", "moreau_schedule", "stage_gammas", "gamma_per_stage",
+           "lagrangian_steps", "LagrangianSteps", "SCHEDULES", "CONVENTIONS", "INNERS"]
 
 SCHEDULES = ("geometric", "constant")
 CONVENTIONS = ("eq52", "text")
@@ -113,7 +128,68 @@ def stage_gammas(T: int, gamma: Optional[float] = None, schedule: str = "geometr
     return np.full(T, float(gamma))
 
 
-class MoreauOracle(Oracle):
+@dataclass(frozen=True)
+class LagrangianSteps:
+    """Steps of the (augmented) Lagrangian pass in rescaled form, rows = stages (T,).
+
+    ``gam_h`` (objective line), ``lin_x, pen_x`` (state lines: linear term, penalty),
+    ``lin_w, pen_w`` (weight lines), ``reg_scale`` (factor of ``r_t`` in the ALBP weight
+    line, so that ``(lin_w + pen_w) reg_scale = alpha_t``; see :mod:`moreauctl.rules`).
+    """
+
+    gam_h: float
+    lin_x: np.ndarray
+    pen_x: np.ndarray
+    lin_w: np.ndarray
+    pen_w: np.ndarray
+    reg_scale: np.ndarray
+
+
+def lagrangian_steps(T: int, alpha=None, gamma=None, schedule="geometric",
+                     alpha_convention="eq52", gammas=None, alphas=None, *, kappa=0.0,
+                     beta=None, betas=None) -> LagrangianSteps:
+    """Steps of Algo 9 (augmented Lagrangian, penalty ``kappa``) with Prop. 2.2's
+    ``beta_t``, on the rescaled targets ``d_t = x_t - x_t^+``.
+
+    With ``gamma_t, alpha_t`` of :func:`moreau_schedule` and ``b_t = beta_t gamma_t``
+    (``beta=b``: ``b_t = b``; ``betas``: ``beta_1..beta_T``; default ``b_t = 1``, i.e.
+    ``beta_t = 1/gamma_t``), the lines of stage ``t`` solve
+
+    - objective: ``d_T = grad env(c h)(x_T)``, ``c = gamma_T / (1 + kappa gamma_T)``;
+    - states: ``-argmin_y c [beta_t d_t^T phi_t(w_t, x_{t-1} + y) + kappa/2 |phi_t(..) - x_t +
+      d_t|^2] + |y|^2/2`` with ``c = gamma_{t-1} / (1 + kappa gamma_{t-1})``;
+    - weights: the same with ``alpha_t`` in place of ``c`` (and ``alpha_t r_t``, D.6),
+
+    i.e. ALBP lines with ``lin = c beta_t`` and ``pen = c kappa``. With ``kappa = 0`` and
+    ``b_t = 1`` these are exactly the Moreau pass's steps (D.4: Algo 8-9 recover Algo 1-2);
+    with ``b_t = 0`` the lines are IBP (Algo 12-13). Every quantity is formed from the
+    ratios ``gamma_{t-1}/gamma_t`` and ``alpha_t/gamma_t``, so the geometric schedule stays
+    finite at any ``T`` (``gamma_t`` alone may underflow to 0, harmlessly).
+    """
+    kap = v.nonnegative_number("kappa", kappa)
+    gam_h, gam, alp = moreau_schedule(T, alpha, gamma, schedule, alpha_convention, gammas,
+                                      alphas)
+    g_out = stage_gammas(T, gamma, schedule, gammas)       # gamma_t of x_t (row t-1)
+    g_in = gam * g_out                                      # gamma_{t-1}
+    if beta is not None and betas is not None:
+        raise ValueError("give beta (beta_t = beta / gamma_t) or betas (beta_1..beta_T), "
+                         "not both")
+    if betas is not None:
+        b = v.finite_array("betas", betas, (T,))
+        if np.any(b < 0):
+            raise ValueError("betas must be >= 0")
+        b = b * g_out
+    else:
+        b = np.full(T, 1.0 if beta is None else v.nonnegative_number("beta", beta))
+    with np.errstate(invalid="ignore"):
+        reg_scale = np.where(b + kap * g_out > 0, g_out / (b + kap * g_out), 0.0)
+    return LagrangianSteps(
+        gam_h=gam_h / (1.0 + kap * gam_h),
+        lin_x=b * gam / (1.0 + kap * g_in), pen_x=kap * g_in / (1.0 + kap * g_in),
+        lin_w=b * alp, pen_w=kap * alp * g_out, reg_scale=reg_scale)
+
+
+class MoreauOracle(SpecOracle):
     """``w -> (h(f(w)), g / alpha)`` by approximate Moreau back-propagation (Algo 1-2).
     Stateless.
 
@@ -142,40 +218,46 @@ class MoreauOracle(Oracle):
         Also compute every subproblem's gradient norm at its solution
         (``OracleOutput.info["residuals"]``, shape (T+1, 2)); costs one more gradient per
         subproblem.
+    beta, betas : optional
+        Prop. 2.2's multiplier steps: ``beta_t = beta / gamma_t``, or ``betas``
+        ``beta_1..beta_T`` (default ``beta_t = 1/gamma_t``, Algo 2); see
+        :func:`lagrangian_steps`.
+    gamma_time : float, optional
+        ``gamma`` per ``gamma_time`` seconds instead of per stage (named schedules): the
+        per-stage factor is ``gamma ** (dt / gamma_time)``.
+    dt : float, optional
+        The time step for ``gamma_time`` (default: the chain's ``dt``).
     """
 
     name = "moreau"
 
     def __init__(self, chain, alpha=None, gamma=None, *, schedule="geometric",
                  alpha_convention="eq52", gammas=None, alphas=None, rules="mbp",
-                 inner="paper", inner_iters=20, inner_tol=1e-10, diagnostics=False):
+                 inner="paper", inner_iters=20, inner_tol=1e-10, diagnostics=False,
+                 beta=None, betas=None, gamma_time=None, dt=None):
         super().__init__(chain)
-        self.gam_h, self.gam, self.alp = moreau_schedule(
-            chain.horizon, alpha, gamma, schedule, alpha_convention, gammas, alphas)
+        if gamma_time is not None and gammas is not None:
+            raise ValueError("gamma_time rescales a named schedule's gamma; with the arrays "
+                             "gammas/alphas set the per-stage values yourself")
+        #: the per-stage gamma of the named schedule (gamma itself unless gamma_time)
+        self.gamma = gamma_per_stage(gamma, gamma_time, dt, chain)
+        T = chain.horizon
+        if beta is None and betas is None:
+            self.gam_h, self.gam, self.alp = moreau_schedule(
+                T, alpha, self.gamma, schedule, alpha_convention, gammas, alphas)
+            reg_scale = stage_gammas(T, self.gamma, schedule, gammas)
+        else:
+            st = lagrangian_steps(T, alpha, self.gamma, schedule, alpha_convention, gammas,
+                                  alphas, beta=beta, betas=betas)
+            self.gam_h, self.gam, self.alp = st.gam_h, st.lin_x, st.lin_w
+            reg_scale = st.reg_scale
         #: what the directions g are divided by (gradient units)
         self.scale = 1.0 if gammas is not None else float(alpha)
-        reg_scale = None
-        if getattr(chain, "regularizer", None) is not None:
-            reg_scale = stage_gammas(chain.horizon, gamma, schedule, gammas)
+        if getattr(chain, "regularizer", None) is None:
+            reg_scale = None
         self.spec = BackwardSpec(parse_rules(rules), self.gam_h, self.gam, self.alp,
                                  Inner(inner, inner_iters, inner_tol), bool(diagnostics),
                                  reg_scale)
-
-    @property
-    def rules(self) -> np.ndarray:
-        """Kernel codes of the three lines' rules (int64, (3,))."""
-        return self.spec.codes
-
-    def __call__(self, w, state=(), data=None):
-        cost, X, b = self.chain.forward_backward(w, data, self.spec)
-        d = b.direction if self.scale == 1.0 else b.direction / self.scale
-        info = {"lam0": b.lam0, "g": b.direction}
-        if self.spec.diagnostics:
-            info["residuals"] = b.residuals
-            if b.costates is not None:
-                info["costates"] = b.costates
-        return OracleOutput(cost=cost, direction=d, states=X, gradient=None,
-                            failed_stage=b.failed_stage, info=info), state
 
 
 def _from_options(chain, alpha=None, gamma=None, **options) -> MoreauOracle:

@@ -296,11 +296,18 @@ def _check_methods(methods) -> Dict[str, Dict[str, Any]]:
             if k in st:
                 raise ValueError(f"settings of {label!r} may not set {k!r}: {why}")
         if "gamma_ref_dt" in st:
-            ref = st["gamma_ref_dt"]
+            # a shortcut for the oracles' own option gamma_time (gamma per unit of time)
+            ref = positive_number(f"gamma_ref_dt of {label!r}", st.pop("gamma_ref_dt"))
             if st.get("gamma") is None:
                 raise ValueError(f"settings of {label!r}: gamma_ref_dt rescales gamma, so gamma "
                                  "is needed too")
-            positive_number(f"gamma_ref_dt of {label!r}", ref)
+            key = "moreau_options" if "moreau_options" in st else "oracle_options"
+            opts = dict(st.get(key) or {})
+            if "gamma_time" in opts:
+                raise ValueError(f"settings of {label!r}: gamma_ref_dt and "
+                                 f"{key}['gamma_time'] say the same thing; give one")
+            opts["gamma_time"] = ref
+            st[key] = opts
         steps = tuple(positive_number(f"every step of {label!r}", s)
                       for s in st.pop("steps", DEFAULT_STEPS))
         if not steps:
@@ -350,8 +357,9 @@ def horizon_sweep(make_problem: Union[str, Callable], horizons: Sequence[int],
         ``method``, an optional ``steps`` grid (default ``2^-10 .. 2^10``), and any keyword
         of :func:`moreauctl.solve` (``gamma``, ``stage_weights``, ``line_search``,
         ``moreau_options``, ...). One more key, ``gamma_ref_dt``, makes ``gamma`` a decay
-        per unit of *physical time*: at time step ``dt`` the run uses
-        ``gamma ** (dt / gamma_ref_dt)``, so the per-stage weights ``gamma_t`` decay by
+        per unit of *physical time* (a shortcut for the oracle option ``gamma_time``, see
+        :func:`moreauctl.oracles.base.gamma_per_stage`): at time step ``dt`` the run uses
+        ``gamma ** (dt / gamma_ref_dt)`` per stage, so the weights ``gamma_t`` decay by
         ``gamma`` every ``gamma_ref_dt`` seconds whatever the discretization (with
         ``scaling="fixed-time"`` a fixed ``gamma`` would otherwise confine the updates to the
         last few stages, a shorter and shorter stretch of time as ``T`` grows).
@@ -426,12 +434,7 @@ def horizon_sweep(make_problem: Union[str, Callable], horizons: Sequence[int],
             specs[k] = spec
             ref_keys[T] = k
         for label, st in meths.items():
-            skw = {k: v for k, v in st.items() if k not in ("method", "steps", "gamma_ref_dt")}
-            if "gamma_ref_dt" in st:
-                if dt_T is None:
-                    raise ValueError(f"{label!r}: gamma_ref_dt needs the time step: set dt "
-                                     "(or use scaling='fixed-time')")
-                skw["gamma"] = float(st["gamma"]) ** (dt_T / float(st["gamma_ref_dt"]))
+            skw = {k: v for k, v in st.items() if k not in ("method", "steps")}
             keys = []
             for s in st["steps"]:
                 spec = dict(base, kind="run", method=st["method"], step=s, iters=int(iters),
