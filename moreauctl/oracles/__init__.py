@@ -7,8 +7,9 @@ nothing else. One file per oracle, each registering itself and its methods in
 """
 from .base import Oracle, OracleOutput
 from .gradient import GradientOracle, stage_weight_vector
-from .moreau import INNERS, MoreauOracle, moreau_schedule
+from .moreau import INNERS, MoreauOracle, lagrangian_steps, moreau_schedule
+from .proxprop import ProxPropOracle
 from ..rules import RULES
 
-__all__ = ["Oracle", "OracleOutput", "GradientOracle", "MoreauOracle", "RULES", "INNERS",
-           "moreau_schedule", "stage_weight_vector"]
+__all__ = ["Oracle", "OracleOutput", "GradientOracle", "MoreauOracle", "ProxPropOracle",
+           "RULES", "INNERS", "moreau_schedule", "lagrangian_steps", "stage_weight_vector"]
