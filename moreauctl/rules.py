@@ -270,6 +270,10 @@ def conjugate_gradient(matvec, b: np.ndarray, iters: int, tol: float) -> np.ndar
     return y
 
 
+#: relative damping of the Gauss-Newton steps of the plain inverse (IBP with c = inf)
+_GN_DAMPING = 1e-12
+
+
 def _jacobian(vjp, z, out_shape) -> np.ndarray:
     """The Jacobian ``(m, n)`` of a map at ``z`` from ``m`` VJPs with unit vectors
     (``m`` = number of outputs; cheap for control stages)."""
@@ -343,7 +347,9 @@ def penalty_direction(f, vjp, z, lam, f_z, c: float, p: float, inner: Inner, *,
     c, p : float
         Coefficients of the linear and the penalty term (``>= 0``).
     inner : Inner
-        Inner algorithm when ``f`` is not affine (``"cg"`` acts as ``"paper"`` there).
+        Inner algorithm when ``f`` is not affine (``"cg"`` acts as ``"paper"`` there); for
+        the plain inverse ``"newton"`` takes Gauss-Newton steps (``J^T J`` with a relative
+        damping of 1e-12).
     affine : bool
         ``f`` affine: the subproblem is quadratic (with a quadratic ``r``), solved in closed
         form (dense ``J`` from VJPs, or ``normal_solve``) or by conjugate gradient
@@ -399,7 +405,15 @@ def penalty_direction(f, vjp, z, lam, f_z, c: float, p: float, inner: Inner, *,
             H = H + rc * Hr
         return -np.reshape(np.linalg.solve(H, -np.ravel(g0)), z.shape)
     H = None
-    if hess is not None:
+    if inv:
+        def H(y):
+            # the plain inverse: Gauss-Newton (J^T J, positive semidefinite) with a damping
+            # 1e-12 trace/n that keeps it definite where J is rank-deficient (the step is then
+            # the minimum-norm one, to that precision)
+            Jy = _jacobian(vjp, z + y, np.shape(lam))
+            JJ = Jy.T @ Jy
+            return JJ + _GN_DAMPING * max(np.trace(JJ) / z.size, 1e-300) * np.eye(z.size)
+    elif hess is not None:
         def H(y):
             zy = z + y
             fy = f(zy)

@@ -166,12 +166,18 @@ def _sub_grad(kind, c, w, x, lam, y, n, z, out):
 @_jit
 def _sub_hess(kind, c, w, x, lam, y, n, z, H):
     """Hessian of the subproblem `kind` at y into H[:n*n] (column-major). For the penalty
-    kinds: p J^T J + hess(u^T f) + q I, J from m VJPs with unit vectors."""
+    kinds: p J^T J + hess(u^T f) + q I, J from m VJPs with unit vectors; for the plain
+    inverse (q = 0) Gauss-Newton, J^T J + 1e-12 trace(J^T J)/n I."""
     if kind >= KIND_PH:
         M = max(NX, NW)
         m = _pen_mult(kind, c, w, x, lam, y, z)
         u = z[M + NX:M + 2 * NX]
-        if kind == KIND_PH:
+        q = lam[2 * NX + 1]
+        if q == 0.0:
+            # the plain inverse: Gauss-Newton, damped below (twin of rules.penalty_direction)
+            for k in range(n * n):
+                H[k] = 0.0
+        elif kind == KIND_PH:
             _h_hess(z, H)
             for k in range(n * n):
                 H[k] *= u[0]
@@ -190,7 +196,11 @@ def _sub_hess(kind, c, w, x, lam, y, n, z, H):
             for a in range(n):
                 for b in range(n):
                     H[a * n + b] += pp * row[a] * row[b]
-        q = lam[2 * NX + 1]
+        if q == 0.0:
+            tr = 0.0
+            for i in range(n):
+                tr += H[i * n + i]
+            q = 1e-12 * max(tr / n, 1e-300)
         for i in range(n):
             H[i * n + i] += q
         return

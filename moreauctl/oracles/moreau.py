@@ -67,8 +67,9 @@ from ..registry import register_oracle, register_oracle_methods
 from ..rules import INNERS, BackwardSpec, Inner, parse_rules
 from .base import SpecOracle, gamma_per_stage
 
-__all__ = ["MoreauOracle", "moreau_schedule", "stage_gammas", "gamma_per_stage",
-           "lagrangian_steps", "LagrangianSteps", "SCHEDULES", "CONVENTIONS", "INNERS"]
+__all__ = ["MoreauOracle", "moreau_schedule", "stage_gammas", "paper_steps",
+           "lagrangian_steps", "LagrangianSteps", "schedule_steps", "schedule_factory",
+           "SCHEDULES", "CONVENTIONS", "INNERS"]
 
 SCHEDULES = ("geometric", "constant")
 CONVENTIONS = ("eq52", "text")
@@ -113,6 +114,21 @@ def moreau_schedule(T: int, alpha: Optional[float] = None, gamma: Optional[float
         gam = np.ones(T)
         alp = np.full(T, a)  # gamma_{t+1} = gamma_t = gamma under both readings
     return g, gam, alp
+
+
+def paper_steps(T: int, alpha=None, gamma=None, schedule="geometric", alpha_convention="eq52",
+                gammas=None, alphas=None):
+    """Algo 2's own arrays ``(gamma_0..gamma_T (T+1,), alpha_1..alpha_T (T,))`` of a named
+    schedule (or the arrays themselves, validated). For the geometric schedule at long
+    horizons the early ``gamma_t`` underflow to 0: use them where that is harmless (their
+    inverses then read inf)."""
+    if gammas is not None:
+        moreau_schedule(T, alpha, gamma, schedule, alpha_convention, gammas, alphas)  # checks
+        return np.asarray(gammas, dtype=float), np.asarray(alphas, dtype=float)
+    gam_h, gam, alp = moreau_schedule(T, alpha, gamma, schedule, alpha_convention)
+    g_out = stage_gammas(T, gamma, schedule)
+    gs = np.concatenate([[g_out[0] * gam[0]], g_out])
+    return gs, alp * g_out
 
 
 def stage_gammas(T: int, gamma: Optional[float] = None, schedule: str = "geometric",
@@ -189,6 +205,29 @@ def lagrangian_steps(T: int, alpha=None, gamma=None, schedule="geometric",
         lin_w=b * alp, pen_w=kap * alp * g_out, reg_scale=reg_scale)
 
 
+def schedule_steps(chain, alpha, gamma, schedule="geometric", alpha_convention="eq52",
+                   gammas=None, alphas=None, gamma_time=None, dt=None, *, kappa=0.0,
+                   beta=None, betas=None):
+    """The step options shared by the Moreau family (Moreau, augmented Lagrangian,
+    regularized target propagation) -> ``(per-stage gamma, LagrangianSteps, scale)``, with
+    ``scale`` what the pass's ``g`` is divided by (``alpha``; 1 with Algo 2's arrays)."""
+    if gamma_time is not None and gammas is not None:
+        raise ValueError("gamma_time rescales a named schedule's gamma; with the arrays "
+                         "gammas/alphas set the per-stage values yourself")
+    g = gamma_per_stage(gamma, gamma_time, dt, chain)
+    T = chain.horizon
+    if kappa == 0.0 and beta is None and betas is None:
+        # Algo 2 exactly (no arithmetic on the steps: the pinned numbers keep their bits)
+        gam_h, gam, alp = moreau_schedule(T, alpha, g, schedule, alpha_convention, gammas,
+                                          alphas)
+        z = np.zeros(T)
+        st = LagrangianSteps(gam_h, gam, z, alp, z, stage_gammas(T, g, schedule, gammas))
+    else:
+        st = lagrangian_steps(T, alpha, g, schedule, alpha_convention, gammas, alphas,
+                              kappa=kappa, beta=beta, betas=betas)
+    return g, st, (1.0 if gammas is not None else float(alpha))
+
+
 class MoreauOracle(SpecOracle):
     """``w -> (h(f(w)), g / alpha)`` by approximate Moreau back-propagation (Algo 1-2).
     Stateless.
@@ -236,41 +275,31 @@ class MoreauOracle(SpecOracle):
                  inner="paper", inner_iters=20, inner_tol=1e-10, diagnostics=False,
                  beta=None, betas=None, gamma_time=None, dt=None):
         super().__init__(chain)
-        if gamma_time is not None and gammas is not None:
-            raise ValueError("gamma_time rescales a named schedule's gamma; with the arrays "
-                             "gammas/alphas set the per-stage values yourself")
         #: the per-stage gamma of the named schedule (gamma itself unless gamma_time)
-        self.gamma = gamma_per_stage(gamma, gamma_time, dt, chain)
-        T = chain.horizon
-        if beta is None and betas is None:
-            self.gam_h, self.gam, self.alp = moreau_schedule(
-                T, alpha, self.gamma, schedule, alpha_convention, gammas, alphas)
-            reg_scale = stage_gammas(T, self.gamma, schedule, gammas)
-        else:
-            st = lagrangian_steps(T, alpha, self.gamma, schedule, alpha_convention, gammas,
-                                  alphas, beta=beta, betas=betas)
-            self.gam_h, self.gam, self.alp = st.gam_h, st.lin_x, st.lin_w
-            reg_scale = st.reg_scale
-        #: what the directions g are divided by (gradient units)
-        self.scale = 1.0 if gammas is not None else float(alpha)
-        if getattr(chain, "regularizer", None) is None:
-            reg_scale = None
+        self.gamma, st, self.scale = schedule_steps(
+            chain, alpha, gamma, schedule, alpha_convention, gammas, alphas, gamma_time, dt,
+            beta=beta, betas=betas)
+        self.gam_h, self.gam, self.alp = st.gam_h, st.lin_x, st.lin_w
+        reg_scale = None if getattr(chain, "regularizer", None) is None else st.reg_scale
         self.spec = BackwardSpec(parse_rules(rules), self.gam_h, self.gam, self.alp,
                                  Inner(inner, inner_iters, inner_tol), bool(diagnostics),
                                  reg_scale)
 
 
-def _from_options(chain, alpha=None, gamma=None, **options) -> MoreauOracle:
-    """The registry's factory: ``alpha`` defaults to 1 (``moreau-<optimizer>`` methods,
-    whose learning rate is ``step``), and a missing ``gamma`` gets a pointed message."""
-    if gamma is None and options.get("gammas") is None:
-        raise ValueError("the Moreau oracle needs gamma (the paper uses gamma=0.5), or Algo "
-                         "2's arrays oracle_options={'gammas': ..., 'alphas': ...}")
-    if alpha is None and options.get("gammas") is None:
-        alpha = 1.0
-    return MoreauOracle(chain, alpha, gamma, **options)
+def schedule_factory(cls, label: str):
+    """The registry's factory of an oracle of the Moreau family: ``alpha`` defaults to 1
+    (the ``<prefix>-<optimizer>`` methods, whose learning rate is ``step``), and a missing
+    ``gamma`` gets a pointed message."""
+    def factory(chain, alpha=None, gamma=None, **options):
+        if gamma is None and options.get("gammas") is None:
+            raise ValueError(f"the {label} needs gamma (the paper uses gamma=0.5), or Algo "
+                             "2's arrays oracle_options={'gammas': ..., 'alphas': ...}")
+        if alpha is None and options.get("gammas") is None:
+            alpha = 1.0
+        return cls(chain, alpha, gamma, **options)
+    return factory
 
 
-register_oracle("moreau", _from_options)
+register_oracle("moreau", schedule_factory(MoreauOracle, "Moreau oracle"))
 register_oracle_methods("moreau", "moreau", step_option="alpha",
                         doc="Moreau back-propagation (Algo 1-2)")
