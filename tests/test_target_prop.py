@@ -183,3 +183,25 @@ def test_target_prop_divergence_is_a_status_and_bad_input_raises():
     reg = Chain(make_chain().stages, Squared(), lambda d: d[0], regularizer=mc.chain.L2(0.1))
     with pytest.raises(ValueError, match="prox-target-prop"):
         TargetPropOracle(reg, 1.0)
+
+
+def test_family_from_the_command_line(tmp_path, capsys):
+    import json
+
+    from moreauctl.cli import main
+    assert main(["swingup", "--horizon", "20", "--method", "auglag", "--step", "64",
+                 "--gamma", "0.5", "--kappa", "0.1", "--iters", "2", "--quiet", "--json",
+                 "-"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["settings"]["kappa"] == 0.1 and len(out["costs"]) == 3
+    assert main(["swingup", "--horizon", "20", "--method", "proxprop", "--step", "0.01",
+                 "--tau", "2", "--oracle-option", "inner=\"cg\"", "--oracle-option",
+                 "inner_iters=3", "--iters", "1", "--quiet", "--json", "-"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["settings"]["tau"] == 2 and out["settings"]["inner"] == "cg"
+    argv = ["sweep", "--horizons", "10", "--methods", "proxprop,auglag,target-prop,"
+            "prox-target-prop,penalized", "--steps", "-1:0", "--iters", "2", "--no-reference",
+            "--executor", "serial", "--quiet", "--out", str(tmp_path / "s")]
+    assert main(argv) == 0
+    with open(tmp_path / "s" / "summary.csv") as f:
+        assert f.read().count("\n") == 6

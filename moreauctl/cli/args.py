@@ -57,6 +57,12 @@ def positive_float(text: str) -> float:
 
 
 @_arg_type
+def nonnegative_float(text: str) -> float:
+    """``"0"`` -> 0.0: a finite number >= 0."""
+    return _validate.nonnegative_number("value", text)
+
+
+@_arg_type
 def positive_int(text: str) -> int:
     """``"3"`` -> 3: an integer >= 1."""
     return _validate.positive_int("value", _int_or_text(text))
@@ -205,3 +211,61 @@ def write_json(obj, dest: str) -> None:
         sys.stdout.write(text + "\n")
     else:
         write_text_atomic(dest, text)
+
+
+#: command-line flags of oracle options: ``--flag`` -> (option name, type, help)
+ORACLE_FLAGS = {
+    "--inner": ("inner", str, "inner algorithm of the prox/inversion subproblems "
+                              "(paper, gd, newton; cg for quadratic IBP lines)"),
+    "--alpha-convention": ("alpha_convention", str, "Moreau's alpha reading: eq52 or text"),
+    "--schedule": ("schedule", str, "step schedule of the Moreau family: geometric or constant"),
+    "--gamma-time": ("gamma_time", None, "seconds over which gamma_t decays by gamma "
+                                         "(gamma per unit of time)"),
+    "--kappa": ("kappa", None, "penalty of auglag / prox-target-prop"),
+    "--beta": ("beta", None, "Prop. 2.2's multiplier steps beta_t = beta / gamma_t "
+                             "(moreau, auglag)"),
+    "--tau": ("tau", None, "target step of proxprop / penalized"),
+    "--rho": ("rho", None, "penalty of the penalized sweep"),
+}
+
+
+def add_oracle_args(parser) -> None:
+    """The oracle options of :data:`ORACLE_FLAGS` (only those given reach the oracle), and
+    ``--oracle-option KEY=VALUE`` (repeatable; VALUE parsed as JSON, else a string) for any
+    other option of the method's oracle."""
+    choices = {"--inner": ["paper", "gd", "newton", "cg"],
+               "--alpha-convention": ["eq52", "text"], "--schedule": ["geometric", "constant"]}
+    for flag, (_, typ, help_) in ORACLE_FLAGS.items():
+        if flag in choices:
+            parser.add_argument(flag, default=None, choices=choices[flag], help=help_)
+        elif flag in ("--kappa", "--beta"):
+            parser.add_argument(flag, type=nonnegative_float, default=None, help=help_)
+        else:
+            parser.add_argument(flag, type=positive_float, default=None, help=help_)
+    parser.add_argument("--oracle-option", action="append", default=[], metavar="KEY=VALUE",
+                        type=_key_value, help="any other oracle option (repeatable)")
+
+
+def _key_value(text: str):
+    key, sep, val = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE; got {text!r}")
+    try:
+        value = json.loads(val)
+    except ValueError:
+        value = val
+    return key.strip(), value
+
+
+def oracle_options(args: argparse.Namespace) -> dict:
+    """The oracle options set on the command line (empty: the method's defaults)."""
+    opts = {}
+    for flag, (name, _, _) in ORACLE_FLAGS.items():
+        val = getattr(args, flag[2:].replace("-", "_"), None)
+        if val is not None:
+            opts[name] = val
+    for key, val in getattr(args, "oracle_option", []):
+        if key in opts:
+            raise ValueError(f"oracle option {key!r} given twice")
+        opts[key] = val
+    return opts

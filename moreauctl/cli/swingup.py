@@ -4,6 +4,8 @@
 
     moreauctl swingup --horizon 100 --method moreau-gd --step 128 --gamma 0.5 --iters 50 \\
         --json - --plot out.png
+    moreauctl swingup --method auglag --step 1024 --gamma 0.5 --kappa 0.1
+    moreauctl swingup --method proxprop --step 0.004 --tau 1
 
 With ``--json -`` the result goes to stdout (the same field names as
 :class:`moreauctl.SolveResult`, plus the settings used) and the log to stderr.
@@ -15,8 +17,8 @@ import sys
 
 from ..plots import plot_solve
 from ..solve import METHODS, solve
-from .args import (add_problem_args, add_quiet, make_problem, nonnegative_int, positive_float,
-                   write_json)
+from .args import (add_oracle_args, add_problem_args, add_quiet, make_problem, nonnegative_int,
+                   oracle_options, positive_float, write_json)
 
 __all__ = ["add_parser", "run", "cost_table"]
 
@@ -31,22 +33,12 @@ def cost_table(costs, every=None) -> str:
     return "\n".join(rows)
 
 
-def _oracle_options(args) -> dict:
-    """The Moreau options set on the command line (empty: the method's defaults)."""
-    mo = {}
-    if args.inner is not None:
-        mo["inner"] = args.inner
-    if args.alpha_convention is not None:
-        mo["alpha_convention"] = args.alpha_convention
-    return mo
-
-
 def run(args: argparse.Namespace) -> int:
     """Solve, print, write; returns the exit code."""
     prob = make_problem(args)
     res = solve(prob, method=args.method, step=args.step, iters=args.iters, gamma=args.gamma,
                 line_search=args.line_search, stage_weights=args.stage_weights,
-                moreau_options=_oracle_options(args) or None, verbose=not args.quiet)
+                oracle_options=oracle_options(args) or None, verbose=not args.quiet)
     out = sys.stderr if args.json == "-" else sys.stdout
     if not args.quiet or args.json != "-":
         print(f"{prob!r}", file=out)
@@ -71,15 +63,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     add_problem_args(p)
     p.add_argument("--method", default="gd", choices=list(METHODS))
     p.add_argument("--step", type=positive_float, default=0.5,
-                   help="step size (alpha for moreau-gd)")
+                   help="step size (alpha for moreau-gd, auglag, prox-target-prop and "
+                        "target-prop; tau_theta for proxprop; tau_w for penalized)")
     p.add_argument("--gamma", type=positive_float, default=None,
                    help="Moreau gamma (or the ratio of --stage-weights geometric)")
     p.add_argument("--iters", type=nonnegative_int, default=50)
     p.add_argument("--line-search", default=None, choices=["armijo"])
     p.add_argument("--stage-weights", default=None, choices=["geometric"])
-    p.add_argument("--inner", default=None, choices=["paper", "gd", "newton"],
-                   help="inner algorithm of the Moreau prox subproblems")
-    p.add_argument("--alpha-convention", default=None, choices=["eq52", "text"])
+    add_oracle_args(p)
     p.add_argument("--json", default=None, metavar="PATH|-", help="write the result as JSON")
     p.add_argument("--plot", default=None, metavar="PATH", help="write a figure (PNG/PDF)")
     add_quiet(p)

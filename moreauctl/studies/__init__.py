@@ -24,12 +24,13 @@ from .metrics import CRITERIA, auc_of_costs, first_at_or_below, min_so_far, norm
 from .report import (markdown_table, plot_gap_vs_horizon, plot_min_cost_panels,
                      plot_step_sensitivity, sweep_rows, write_report)
 from .store import CellStore, atomic_path, cell_key, write_json_atomic, write_text_atomic
-from .sweep import (DEFAULT_METHODS, DEFAULT_STEPS, METHOD_PRESETS, SCALINGS, SweepResult,
-                    horizon_sweep, run_cell)
+from .sweep import (DEFAULT_METHODS, DEFAULT_STEPS, FAMILY_METHODS, METHOD_PRESETS, SCALINGS,
+                    SweepResult, horizon_sweep, run_cell)
 
 __all__ = ["powers_of_two", "grid_search", "GridResult", "StepRecord", "choose", "CRITERIA",
            "auc_of_costs", "min_so_far", "normalized_gap", "first_at_or_below", "format_step",
            "horizon_sweep", "SweepResult", "METHOD_PRESETS", "DEFAULT_METHODS", "DEFAULT_STEPS",
+           "FAMILY_METHODS",
            "SCALINGS", "SerialExecutor", "make_executor", "dask_executor", "runs_in_process",
            "EXECUTOR_KINDS", "run_cell", "CellStore", "cell_key", "write_json_atomic",
            "write_text_atomic", "atomic_path", "sweep_rows", "markdown_table", "write_report",

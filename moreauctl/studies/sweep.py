@@ -64,7 +64,8 @@ from .metrics import check_criterion, normalized_gap
 from .report import markdown_table, sweep_rows, write_report
 from .store import CellStore, cell_key
 
-__all__ = ["horizon_sweep", "SweepResult", "METHOD_PRESETS", "DEFAULT_METHODS", "SCALINGS",
+__all__ = ["horizon_sweep", "SweepResult", "METHOD_PRESETS", "DEFAULT_METHODS",
+           "FAMILY_METHODS", "SCALINGS",
            "run_cell", "DEFAULT_STEPS"]
 
 SCALINGS = ("fixed-dt", "fixed-time")
@@ -80,7 +81,26 @@ METHOD_PRESETS: Dict[str, Dict[str, Any]] = {
     "gd-geometric": {"method": "gd", "stage_weights": "geometric", "gamma": 0.5},
     "moreau-gd": {"method": "moreau-gd", "gamma": 0.5},
     "gd-armijo": {"method": "gd", "line_search": "armijo"},
+    # gamma = 0.5 per 0.1 s of the plant instead of per stage (the paper's 0.5 at dt = 0.1)
+    "moreau-gd-time": {"method": "moreau-gd", "gamma": 0.5, "gamma_ref_dt": 0.1},
+    # the oracle family of issue 11 (moreauctl.oracles): GBP costates with a weight prox
+    "proxprop": {"method": "proxprop"},
+    # Algo 7-9 with a small penalty; kappa = 0 would be moreau-gd
+    "auglag": {"method": "auglag", "gamma": 0.5, "oracle_options": {"kappa": 0.1}},
+    # Algo 10-11: plain inverses of the stages
+    "target-prop": {"method": "target-prop"},
+    # Algo 12-13: the constant schedule with gamma = 1 did best on the pendulum (the geometric
+    # one starves every stage but the last few of targets)
+    "prox-target-prop": {"method": "prox-target-prop", "gamma": 1.0,
+                         "oracle_options": {"kappa": 1.0, "schedule": "constant"}},
+    # Frerix et al.'s sweep on the penalized formulation with tau rho = 0.5: back-propagation
+    # with stage weights 0.5^(T-t), i.e. gd-geometric with its step halved
+    "penalized": {"method": "penalized", "oracle_options": {"rho": 0.5}},
 }
+
+#: the presets of issue 11's comparison (every oracle of the family, with the references)
+FAMILY_METHODS = ("gd", "gd-geometric", "moreau-gd", "proxprop", "auglag", "target-prop",
+                  "prox-target-prop", "penalized")
 
 #: the methods of a default sweep: GD, GD with geometric stage weights, Moreau GD (gamma 0.5)
 DEFAULT_METHODS = ("gd", "gd-geometric", "moreau-gd")
