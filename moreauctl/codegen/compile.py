@@ -234,10 +234,19 @@ class CasadiChain(Chain):
         # the fast pass has the MBP/GBP lines only (it would read ALBP as MBP)
         only_mbp = all(c in (RULE_GBP, RULE_MBP) for c in codes) and spec.pen_x is None \
             and spec.pen_w is None
-        if spec.inner.name != "paper" or spec.diagnostics or not only_mbp:
+        if spec.inner.name != "paper" or spec.diagnostics:
             cost, X = self.forward(W)
             return cost, X, self._backward_general(W, X, spec, codes, self._jv(False), False)
         k = self.kernels
+        if not only_mbp:   # the general pass, fed with the stored values like the fast one
+            X = np.empty((self.horizon + 1, self.nx))
+            JV = self._jv(self.store_jacobians)
+            if self.store_jacobians:
+                cost = k.f_forward_jac(W, self.x0, X, JV)
+            else:
+                cost = k.f_forward(W, self.x0, X)
+            return float(cost), X, self._backward_general(W, X, spec, codes, JV,
+                                                          self.store_jacobians)
         X = np.empty((self.horizon + 1, self.nx))
         JV = self._jv(self.store_jacobians)
         if self.store_jacobians:

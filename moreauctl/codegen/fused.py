@@ -97,19 +97,26 @@ def _backward_gradient(nx: int, nw: int, njv: int, jac: bool) -> List[str]:
 
 
 def _paper_prox(kind: str, n: int, nx: int, c: str, F0: str, g0: List[str], base: List[str],
-                other: List[str], lam: List[str], out: List[str]) -> List[str]:
-    """Scalar twin of ``_paper_prox`` in chain_kernels.py (same operations, same order).
+                other: List[str], lam: List[str], out: List[str], pen=None) -> List[str]:
+    """Scalar twin of :func:`moreauctl.rules.paper_step` (same operations, same order).
 
     kind "x": subproblem ``c lam^T phi(w, x + y) + |y|^2/2`` (base = x, other = w);
     kind "w": ``c lam^T phi(w + y, x) + |y|^2/2`` (base = w, other = x).
     Writes ``grad env = -y`` into the locals ``out``. The first Goldstein trial (s = 1, taken
     on almost every stage) evaluates the stage and the subproblem gradient together, so the
     Barzilai-Borwein step needs no further stage evaluation when that trial is accepted.
+
+    With ``pen = (cl, cp, qq, tgt)`` (names of scalar locals, ``tgt`` a list of ``nx``) the
+    subproblem is the IBP/ALBP line's
+    ``cl lam^T phi(..) + cp/2 |phi(..) - tgt|^2 + qq |y|^2/2`` (``c`` unused): its gradient's
+    multiplier depends on ``phi``, so a trial evaluates the stage and the gradient takes one
+    more VJP.
     """
     y = _names("y", n)
     z = _names("z", n)
     p = _names("p", nx)
     q = _names("q", n)
+    u = _names("u", nx)
     if kind == "x":
         args_z = _args(other, z)
         both, value, grad = "_phi_vjp_x_s", "_phi_s", "_vjp_x_s"
@@ -128,6 +135,13 @@ def _paper_prox(kind: str, n: int, nx: int, c: str, F0: str, g0: List[str], base
         L2 = ["sq = 0.0"]
         for yi, zi, bi, gi in zip(y, z, base, g0):
             L2 += [f"{yi} = {scale} {gi}", f"{zi} = {bi} + {yi}", f"sq += {yi} * {yi}"]
+        if pen is not None:
+            cl, cp, qq, tgt = pen
+            L2 += [f"{_lhs(p)} = {value}({args_z})", "v = 0.0"]
+            L2 += [f"v += {cl} * {li} * {pi} + 0.5 * {cp} * ({pi} - {ti}) * ({pi} - {ti})"
+                   for li, pi, ti in zip(lam, p, tgt)]
+            L2 += [f"Fs = v + 0.5 * {qq} * sq"]
+            return L2
         if first:
             L2 += [f"{_lhs(p + q)} = {both}({args_z}, {_args(lam)})"]
         else:
@@ -136,12 +150,21 @@ def _paper_prox(kind: str, n: int, nx: int, c: str, F0: str, g0: List[str], base
         L2 += [f"Fs = {c} * v + 0.5 * sq"]
         return L2
 
+    def pen_grad() -> List[str]:
+        """The raw gradient term J(z)^T (cl lam + cp (phi(z) - tgt)) into q, with the stage
+        value p at z already computed."""
+        cl, cp, _, tgt = pen
+        G = [f"{ui} = {cl} * {li} + {cp} * ({pi} - {ti})"
+             for ui, li, pi, ti in zip(u, lam, p, tgt)]
+        return G + [f"{_lhs(q)} = {grad}({args_z}, {_args(u)})"]
+
     def bb_step(s_ok: str) -> List[str]:
         """Barzilai-Borwein step from y = -s_ok g0, with q the stage's raw subproblem
         gradient term at y; writes the outputs."""
         C = ["sy = 0.0", "ss = 0.0"]
         for yi, qi, gi in zip(y, q, g0):
-            C += [f"{yi} = -{s_ok} * {gi}", f"{qi} = {c} * {qi} + {yi}",
+            grad_i = f"{qi} + {pen[2]} * {yi}" if pen is not None else f"{c} * {qi} + {yi}"
+            C += [f"{yi} = -{s_ok} * {gi}", f"{qi} = {grad_i}",
                   f"sy += {yi} * ({qi} - {gi})", f"ss += {yi} * {yi}"]
         C += ["bb = ss / sy if (sy > 0.0 and math.isfinite(sy)) else 0.0"]
         C += [f"{o} = {s_ok} * {gi} + bb * {qi}" for o, gi, qi in zip(out, g0, q)]
@@ -154,7 +177,7 @@ def _paper_prox(kind: str, n: int, nx: int, c: str, F0: str, g0: List[str], base
     # free of the loop's bookkeeping.
     B = trial(True)
     B += [f"if (Fs <= {F0} - 0.25 * gg) and not (Fs < {F0} - 0.75 * gg):"]
-    B += _indent(bb_step("1.0"), 1)
+    B += _indent((pen_grad() if pen is not None else []) + bb_step("1.0"), 1)
     B += ["else:"]
     S = ["lo = 0.0", "hi = math.inf", "s = 1.0", "s_ok = 0.0", "k_ = 0"]
     S += ["while True:"]
@@ -174,8 +197,13 @@ def _paper_prox(kind: str, n: int, nx: int, c: str, F0: str, g0: List[str], base
     S += ["if s_ok == 0.0:"] + _indent([f"{o} = 0.0" for o in out], 1)
     S += ["else:"]
     C = ["if s_ok != 1.0:"]
-    C += _indent([f"{zi} = {bi} - s_ok * {gi}" for zi, bi, gi in zip(z, base, g0)]
-                 + [f"{_lhs(q)} = {grad}({args_z}, {_args(lam)})"], 1)
+    if pen is None:
+        C += _indent([f"{zi} = {bi} - s_ok * {gi}" for zi, bi, gi in zip(z, base, g0)]
+                     + [f"{_lhs(q)} = {grad}({args_z}, {_args(lam)})"], 1)
+    else:
+        # the last trial may not be s_ok: evaluate the stage there
+        C = [f"{zi} = {bi} - s_ok * {gi}" for zi, bi, gi in zip(z, base, g0)]
+        C += [f"{_lhs(p)} = {value}({args_z})"] + pen_grad()
     C += bb_step("s_ok")
     S += _indent(C, 1)
     B += _indent(S, 1)
@@ -194,22 +222,152 @@ def _mbp_or_gbp(affine: bool, flag: str, out: List[str], lin: List[str],
     return [f"if {flag}:"] + _indent(prox, 1) + ["else:"] + _indent(copy, 1)
 
 
-def _pen_or(rule: str, pens: str, kind: str, n: int, c: str, affine: bool, out: List[str],
-            col: int, lam: List[str], other: List[str]) -> List[str]:
-    """One IBP/ALBP line of the general pass (the array solver :func:`_pen_line` of
-    :mod:`.inner`) when the rule asks for it, else the MBP/GBP lines ``other``: IBP takes
-    the line's step ``c`` as its penalty; ALBP takes ``c`` as the step of its linear term
-    and ``pens[t]`` as the penalty, and is MBP where that penalty is 0."""
+def _cholesky_solve(n: int, H, rhs: List[str], out: List[str]) -> List[str]:
+    """Unrolled Cholesky solve of ``H out = rhs`` (``H[a][b]``: names of a symmetric n x n
+    matrix); NaN outputs when ``H`` is not positive definite."""
+    Lm = [[f"L{i}_{j}" for j in range(n)] for i in range(n)]
+    L = ["ok = True"]
+    for j in range(n):
+        L += [f"d_ = {H[j][j]}" + "".join(f" - {Lm[j][k]} * {Lm[j][k]}" for k in range(j))]
+        L += ["if not (d_ > 0.0):", "    ok = False", "    d_ = 1.0",
+              f"{Lm[j][j]} = math.sqrt(d_)"]
+        for i in range(j + 1, n):
+            L += [f"{Lm[i][j]} = ({H[i][j]}" + "".join(f" - {Lm[i][k]} * {Lm[j][k]}"
+                                                     for k in range(j)) + f") / {Lm[j][j]}"]
+    for i in range(n):
+        L += [f"{out[i]} = ({rhs[i]}" + "".join(f" - {Lm[i][k]} * {out[k]}" for k in range(i))
+              + f") / {Lm[i][i]}"]
+    for i in range(n - 1, -1, -1):
+        L += [f"{out[i]} = ({out[i]}" + "".join(f" - {Lm[k][i]} * {out[k]}"
+                                                 for k in range(i + 1, n)) + f") / {Lm[i][i]}"]
+    L += ["if not ok:"] + _indent([f"{o} = math.nan" for o in out], 1)
+    return L
+
+
+def _pen_closed(kind: str, n: int, nx: int, wt: List[str], xt: List[str], lam: List[str],
+                out: List[str]) -> List[str]:
+    """The IBP/ALBP line of a stage affine in the variable, in closed form: with the
+    constant Jacobian ``J`` (its rows from ``nx`` VJPs with unit vectors), solve
+    ``(pp J^T J + qq I) y = -(c_lin + pp) J^T lam`` (the plain inverse, ``qq = 0``, is
+    damped by ``1e-12 trace / n`` like the array solver); writes ``-y`` into ``out``."""
+    vjp = "_vjp_x_s" if kind == "x" else "_vjp_w_s"
+    J = [[f"J{i}_{a}" for a in range(n)] for i in range(nx)]
+    L = []
+    for i in range(nx):
+        e = ["1.0" if k == i else "0.0" for k in range(nx)]
+        L += [f"{_lhs(J[i])} = {vjp}({_args(wt, xt, e)})"]
+    H = [[f"H{a}_{b}" for b in range(n)] for a in range(n)]
+    for a in range(n):
+        for b in range(a, n):
+            L += [f"{H[a][b]} = pp * (" + " + ".join(f"{J[i][a]} * {J[i][b]}"
+                                                      for i in range(nx)) + ")"]
+            if b > a:
+                L += [f"{H[b][a]} = {H[a][b]}"]
+    L += ["if qq == 0.0:", "    qq = 1e-12 * max((" + " + ".join(H[a][a] for a in range(n))
+          + f") / {n}, 1e-300)"]
+    L += [f"{H[a][a]} += qq" for a in range(n)]
+    rhs = _names("r", n)
+    L += [f"{rhs[a]} = -(c_lin + pp) * (" + " + ".join(f"{J[i][a]} * {lam[i]}"
+                                                       for i in range(nx)) + ")"
+          for a in range(n)]
+    y = _names("ys", n)
+    L += _cholesky_solve(n, H, rhs, y)
+    L += [f"{o} = -{yi}" for o, yi in zip(out, y)]
+    return L
+
+
+def _gauss_newton_inverse(kind: str, n: int, nx: int, base: List[str], other: List[str],
+                          tgt: List[str], out: List[str]) -> List[str]:
+    """The plain inverse ``argmin_y |phi(base + y) - tgt|^2/2`` by damped Gauss-Newton steps
+    in scalar locals (``iters`` at most, relative tolerance ``tol``, Armijo backtracking):
+    the scalar twin of :func:`moreauctl.rules.penalty_direction` with inner "newton" and
+    ``c = inf``. Writes ``-y`` into ``out``."""
+    value, vjp = "_phi_s", ("_vjp_x_s" if kind == "x" else "_vjp_w_s")
+    y, z, d = _names("yg", n), _names("zg", n), _names("dg", n)
+    g, p = _names("gg", n), _names("pg", nx)
+    args_z = _args(other, z) if kind == "x" else _args(z, other)
+    J = [[f"Jg{i}_{a}" for a in range(n)] for i in range(nx)]
+    H = [[f"Hg{a}_{b}" for b in range(n)] for a in range(n)]
+
+    def value_at(step: str) -> List[str]:
+        V = [f"{zi} = {bi} + ({yi} + {step} * {di})" if step else f"{zi} = {bi} + {yi}"
+             for zi, bi, yi, di in zip(z, base, y, d)]
+        V += [f"{_lhs(p)} = {value}({args_z})", "Fs = 0.0"]
+        V += [f"Fs += 0.5 * ({pi} - {ti}) * ({pi} - {ti})" for pi, ti in zip(p, tgt)]
+        return V
+
+    L = [f"{yi} = 0.0" for yi in y] + ["gn0 = 0.0"] + value_at("") + ["Fy = Fs"]
+    body = []
+    for i in range(nx):   # J at z (the rows: VJPs with unit vectors)
+        e = ["1.0" if k == i else "0.0" for k in range(nx)]
+        body += [f"{_lhs(J[i])} = {vjp}({args_z}, {_args(e)})"]
+    body += [f"{g[a]} = " + " + ".join(f"{J[i][a]} * ({p[i]} - {tgt[i]})" for i in range(nx))
+             for a in range(n)]
+    body += ["gn = math.sqrt(" + " + ".join(f"{ga} * {ga}" for ga in g) + ")",
+             "if it_ == 0:", "    gn0 = gn", "if not (gn > tol * gn0):", "    break"]
+    for a in range(n):
+        for b in range(a, n):
+            body += [f"{H[a][b]} = " + " + ".join(f"{J[i][a]} * {J[i][b]}" for i in range(nx))]
+            if b > a:
+                body += [f"{H[b][a]} = {H[a][b]}"]
+    body += ["dmp = 1e-12 * max((" + " + ".join(H[a][a] for a in range(n)) + f") / {n}, 1e-300)"]
+    body += [f"{H[a][a]} += dmp" for a in range(n)]
+    body += _cholesky_solve(n, H, [f"-{ga}" for ga in g], d)
+    body += ["if not ok:"] + _indent([f"{di} = -{ga}" for di, ga in zip(d, g)], 1)
+    body += ["slope = " + " + ".join(f"{ga} * {di}" for ga, di in zip(g, d)),
+             "s = 1.0", "accepted = False", "for k_ in range(50):"]
+    body += _indent(value_at("s") + ["if Fs <= Fy + 1e-4 * s * slope:", "    accepted = True",
+                                     "    break", "s *= 0.5"], 1)
+    body += ["if not accepted:", "    break", "Fy = Fs"]
+    body += [f"{yi} = {yi} + s * {di}" for yi, di in zip(y, d)]
+    # the point of the next iteration: the accepted trial's z and p are there already
+    L += ["for it_ in range(iters):"] + _indent(body, 1)
+    L += [f"{o} = -{yi}" for o, yi in zip(out, y)]
+    return L
+
+
+def _pen_or(rule: str, pens: str, kind: str, n: int, nx: int, c: str, affine: bool,
+            out: List[str], col: int, lam: List[str], g_raw: List[str], wt: List[str],
+            xt: List[str], other: List[str]) -> List[str]:
+    """One IBP/ALBP line of the general pass when the rule asks for it, else the MBP/GBP
+    lines ``other``. IBP takes the line's step ``c`` as its penalty; ALBP takes ``c`` as the
+    step of its linear term and ``pens[t]`` as the penalty, and is MBP where that penalty is
+    0. Affine lines are solved in closed form (:func:`_pen_closed`), the others by the inner
+    algorithm: "paper" in scalar locals (:func:`_paper_prox`), "gd"/"newton" by the array
+    solver ``_pen_line`` of :mod:`.inner`. ``g_raw`` are the stage's VJP ``J^T lam``."""
     L = [f"if {rule} == RULE_IBP or ({rule} == RULE_ALBP and {pens}[t] != 0.0):"]
+    tgt = _names("tg", nx)
     body = [f"c_lin = 0.0 if {rule} == RULE_IBP else {c}",
-            f"c_pen = {c} if {rule} == RULE_IBP else {pens}[t]"]
-    body += [f"lp[{i}] = {li}" for i, li in enumerate(lam)]
-    body += [f"lp[NX + {i}] = X[t + 1, {i}] - {li}" for i, li in enumerate(lam)]
-    body += [f"_pen_line({kind}, c_lin, c_pen, wv, xv, lp, {n}, {affine}, inner, iters, tol, "
-             f"y, buf)"]
-    body += [f"{o} = -y[{i}]" for i, o in enumerate(out)]
-    body += ["if diagnostics:",
-             f"    resid[t, {col}] = _residual({kind}, c_lin, wv, xv, lp, y, {n}, buf)"]
+            f"c_pen = {c} if {rule} == RULE_IBP else {pens}[t]",
+            "pp = c_pen", "qq = 1.0",
+            "if math.isinf(c_pen):", "    pp = 1.0", "    qq = 0.0"]
+    body += [f"{ti} = X[t + 1, {i}] - {li}" for i, (ti, li) in enumerate(zip(tgt, lam))]
+    pack = [f"lp[{i}] = {li}" for i, li in enumerate(lam)]
+    pack += [f"lp[NX + {i}] = {ti}" for i, ti in enumerate(tgt)]
+    pack += ["lp[2 * NX] = pp", "lp[2 * NX + 1] = qq"]
+    code = "KIND_PX" if kind == "x" else "KIND_PW"
+    if affine:
+        body += _pen_closed(kind, n, nx, wt, xt, lam, out)
+    else:
+        g0 = _names("g0", n)
+        base, oth = (xt, wt) if kind == "x" else (wt, xt)
+        paper = [f"{gi} = (c_lin + pp) * {ri}" for gi, ri in zip(g0, g_raw)]
+        # F(0), evaluated like the trials evaluate F (phi(base) = X[t + 1])
+        paper += ["F0p = 0.0"]
+        paper += [f"F0p += c_lin * {li} * X[t + 1, {i}] + 0.5 * pp * (X[t + 1, {i}] - {ti}) * "
+                  f"(X[t + 1, {i}] - {ti})" for i, (li, ti) in enumerate(zip(lam, tgt))]
+        paper += _paper_prox(kind, n, nx, "", "F0p", g0, base, oth, lam, out,
+                             pen=("c_lin", "pp", "qq", tgt))
+        arr = pack + [f"_pen_line({code}, c_lin, c_pen, wv, xv, lp, {n}, False, inner, iters, "
+                      f"tol, y, buf)"] + [f"{o} = -y[{i}]" for i, o in enumerate(out)]
+        gn = _gauss_newton_inverse(kind, n, nx, base, oth, tgt, out)
+        body += ["if inner == INNER_PAPER:"] + _indent(paper, 1)
+        body += ["elif inner == INNER_NEWTON and qq == 0.0:"] + _indent(gn, 1)
+        body += ["else:"] + _indent(arr, 1)
+    body += ["if diagnostics:"]
+    body += _indent(pack + [f"y[{i}] = -{o}" for i, o in enumerate(out)]
+                    + [f"resid[t, {col}] = _residual({code}, c_lin, wv, xv, lp, y, {n}, buf)"],
+                    1)
     return L + _indent(body, 1) + ["else:"] + _indent(other, 1)
 
 
@@ -330,17 +488,23 @@ def _backward_moreau(nx: int, nw: int, njv: int, store: bool, affine_w: bool,
                 + _indent(_array_prox(code, n, c, f"{c} * F0", g0, res), 1)
                 + _residual_lines(code, n, c, res, col))
 
-    body += ["a = alp[t]"] + [f"{g} *= a" for g in gw]
+    scale_w = [f"{g} *= a" for g in gw]
     line_w = _mbp_or_gbp(affine_w, "mbp_w", gt, gw, prox("w", nw, "a", gw, wt, xt, gt, 1))
-    if general:
-        line_w = _pen_or("rules[2]", "pen_w", "KIND_PW", nw, "a", affine_w, gt, 1, lam, line_w)
-    body += line_w
+    if general:   # the penalty lines read the raw VJP: scale it in the other branch
+        body += ["a = alp[t]"]
+        body += _pen_or("rules[2]", "pen_w", "w", nw, nx, "a", affine_w, gt, 1, lam, gw, wt,
+                        xt, scale_w + line_w)
+    else:
+        body += ["a = alp[t]"] + scale_w + line_w
     body += [f"G[t, {i}] = {g}" for i, g in enumerate(gt)]
-    body += ["c = gam[t]"] + [f"{g} *= c" for g in gx]
+    scale_x = [f"{g} *= c" for g in gx]
     line_x = _mbp_or_gbp(affine_x, "mbp_x", nxt, gx, prox("x", nx, "c", gx, xt, wt, nxt, 0))
     if general:
-        line_x = _pen_or("rules[1]", "pen_x", "KIND_PX", nx, "c", affine_x, nxt, 0, lam, line_x)
-    body += line_x
+        body += ["c = gam[t]"]
+        body += _pen_or("rules[1]", "pen_x", "x", nx, nx, "c", affine_x, nxt, 0, lam, gx, wt,
+                        xt, scale_x + line_x)
+    else:
+        body += ["c = gam[t]"] + scale_x + line_x
     ok = " and ".join([f"math.isfinite({v})" for v in nxt + gt])
     body += [f"if not ({ok}):", "    return t"]
     body += [f"{a} = {b}" for a, b in zip(lam, nxt)]
