@@ -11,9 +11,12 @@ and nothing named ``models`` is put on ``sys.path``. Each model file uses only t
 your own code, rename it, edit the equations, and import it as a plain module.
 """
 from .cartpole import cartpole, cartpole_swingup
+from .double_pendulum import double_pendulum, double_pendulum_swingup
 from .pendulum import pendulum, pendulum_swingup
 
-__all__ = ["pendulum", "pendulum_swingup", "cartpole", "cartpole_swingup", "MODELS"]
+__all__ = ["pendulum", "pendulum_swingup", "cartpole", "cartpole_swingup", "double_pendulum",
+           "double_pendulum_swingup", "MODELS"]
 
 #: Problem factories by plant name, for the command line and studies.
-MODELS = {"pendulum": pendulum_swingup, "cartpole": cartpole_swingup}
+MODELS = {"pendulum": pendulum_swingup, "cartpole": cartpole_swingup,
+          "double_pendulum": double_pendulum_swingup}
