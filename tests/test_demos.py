@@ -77,3 +77,16 @@ def test_study_arguments_are_validated(capsys):
         with pytest.raises(SystemExit):
             ap.parse_args(bad)
         assert msg in capsys.readouterr().err
+
+
+@pytest.mark.slow  # compiles the double pendulum's kernels (a study: slow tier)
+def test_oracle_family_small(tmp_path, capsys):
+    demo = load_demo("oracle_family")
+    out = str(tmp_path / "family")
+    assert demo.main(["--out", out, "--horizons", "10", "--iters", "3", "--steps", "-1:0",
+                      "--executor", "serial", "--quiet"]) == 0
+    with open(os.path.join(out, "family.md")) as f:
+        table = f.read()
+    assert table.count("\n") == 2 + 2 * 11
+    for plant in ("pendulum", "double_pendulum"):
+        assert os.path.getsize(os.path.join(out, plant, "summary.csv")) > 0
