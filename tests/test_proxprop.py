@@ -17,7 +17,7 @@ from moreauctl.chain import Chain
 from moreauctl.oracles import GradientOracle, ProxPropOracle
 from moreauctl.rules import GBP, BackwardSpec
 
-from .test_chain_protocol import Affine, Squared, make_chain, make_data
+from .test_chain_protocol import Affine, Squared, TanhDense, make_chain, make_data
 from .test_ibp import DenseWithClosedForm
 
 RNG = np.random.default_rng(8)
@@ -142,3 +142,42 @@ def test_proxprop_with_weight_decay_matches_scipy():
                                                     np.sqrt(0.2) * v, (v - wt) / np.sqrt(tt)]),
                           wt, method="lm", xtol=1e-15, ftol=1e-15, gtol=1e-15).x
         assert mc.relative_error(ch.layout.segment(out.info["g"], t), wt - v) <= 1e-8, t
+
+
+class SplitTanhDense(TanhDense):
+    """``tanh(x W^T + b)`` exposing its pre-activation map (Frerix et al.'s split)."""
+
+    def __init__(self, n_in, n_out):
+        super().__init__(n_in, n_out)
+        self.affine_part = DenseWithClosedForm(n_in, n_out)
+
+    def vjp_activation(self, w, x, lam):
+        a = self.forward(w, x)
+        return lam * (1.0 - a * a)
+
+
+def test_proxprop_on_the_linear_part_of_activated_layers():
+    # Frerix et al.: z_pre = pre - tau sigma'(pre) lam, then the dense closed form on the
+    # pre-activation, vs scipy on argmin 1/2 |A(v) - z_pre|^2 + |v - w|^2 / (2 tau_theta)
+    ch = Chain([SplitTanhDense(5, 7), SplitTanhDense(7, 3), Affine(3, 2)], Squared(),
+               x0=lambda data: data[0])
+    data = make_data()
+    w = 0.6 * RNG.normal(size=ch.layout.size)
+    tau, tt = 0.8, 0.3
+    out, _ = ProxPropOracle(ch, tt, tau=tau)(w, (), data)
+    X, lams = _gradient_costates(ch, w, data)
+    for t, st in enumerate(ch.stages):
+        wt = ch.layout.segment(w, t)
+        if hasattr(st, "affine_part"):
+            A, lam = st.affine_part, st.vjp_activation(wt, X[t], tau * lams[t + 1])
+        else:
+            A, lam = st, tau * lams[t + 1]
+        z = A.forward(wt, X[t]) - lam
+        v = least_squares(lambda v: np.concatenate([np.ravel(A.forward(v, X[t]) - z),
+                                                    (v - wt) / np.sqrt(tt)]),
+                          wt, method="lm", xtol=1e-15, ftol=1e-15, gtol=1e-15).x
+        assert mc.relative_error(ch.layout.segment(out.info["g"], t), wt - v) <= 1e-8, t
+    with pytest.raises(ValueError, match="split=True needs every stage"):
+        ProxPropOracle(ch, tt, split=True)
+    whole = ProxPropOracle(ch, tt, tau=tau, split=False)(w, (), data)[0]
+    assert mc.relative_error(whole.direction, out.direction) > 1e-6   # a different update
