@@ -82,6 +82,26 @@ def test_auglag_beta0_is_prox_target_prop(which, schedule, problems):
         np.testing.assert_allclose(r1.costs, r2.costs, rtol=1e-10)
 
 
+def subproblem_case(which, rng):
+    """``(chain, data, w, inner options)`` for checking every line of a pass against scipy:
+    a control chain neither affine in w nor x (Newton to convergence), or the hand-built
+    network (gradient steps to convergence)."""
+    if which == "control":
+        ch, data = _toy(5).chain, None
+        w = 0.5 * rng.normal(size=ch.layout.size)
+        return ch, data, w, dict(inner="newton", inner_iters=60, inner_tol=1e-14)
+    ch, data = make_chain(), make_data()
+    w = 0.6 * rng.normal(size=ch.layout.size)
+    return ch, data, w, dict(inner="gd", inner_iters=4000, inner_tol=1e-13)
+
+
+def regularized_chain(mu):
+    """The hand-built network with weight decay ``r_t = mu/2 |w_t|^2`` (D.6)."""
+    reg = mc.chain.L2(mu)
+    base = make_chain()
+    return Chain(base.stages, base.h, base._x0, regularizer=reg), reg
+
+
 def _argmin(F, n, jac=None):
     """scipy's BFGS on a subproblem (with its gradient, which carries no large constant, so
     the stopping test is accurate where F's values lose digits to rounding)."""
@@ -96,15 +116,7 @@ def test_every_line_solves_fact_d3_in_the_papers_form(which, kappa, beta):
     # Algo 2's arrays gamma_0..gamma_T, alpha_1..alpha_T and beta_1..beta_T; the pass's
     # targets x_t^+ = x_t - d_t (its costates) and multipliers beta_t (x_t - x_t^+): every
     # line against scipy's argmin of Fact D.3's subproblem, unscaled
-    if which == "control":
-        p = _toy(5)
-        ch, data = p.chain, None
-        w = 0.5 * RNG.normal(size=ch.layout.size)
-        inner = dict(inner="newton", inner_iters=60, inner_tol=1e-14)
-    else:
-        ch, data = make_chain(), make_data()
-        w = 0.6 * RNG.normal(size=ch.layout.size)
-        inner = dict(inner="gd", inner_iters=4000, inner_tol=1e-13)
+    ch, data, w, inner = subproblem_case(which, RNG)
     T = ch.horizon
     gs = 0.9 * 0.8 ** np.arange(T, -1, -1, dtype=float)
     als = 0.7 * gs[1:]
@@ -157,9 +169,7 @@ def test_every_line_solves_fact_d3_in_the_papers_form(which, kappa, beta):
 
 def test_auglag_with_l2_regularizer_matches_scipy():
     # D.6: the weight line gains r_t(v) (Eq. (44))
-    reg = mc.chain.L2(0.3)
-    base = make_chain()
-    ch = Chain(base.stages, base.h, base._x0, regularizer=reg)
+    ch, reg = regularized_chain(0.3)
     data = make_data()
     w = 0.6 * RNG.normal(size=ch.layout.size)
     T = ch.horizon

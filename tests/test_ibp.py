@@ -22,18 +22,13 @@ from moreauctl.oracles import MoreauOracle
 from moreauctl.rules import IBP, RULES, Inner, parse_rules
 
 from .test_chain_protocol import Affine, Squared, make_chain, make_data
+from .test_fused import _toy_nonaffine
 
 RNG = np.random.default_rng(3)
 
 
-def _toy(horizon):
-    """Neither affine in w nor in x, nw = 2 (every IBP line needs the inner solver)."""
-    x = ca.SX.sym("x", 2)
-    u = ca.SX.sym("u", 2)
-    rhs = ca.vertcat(x[1], -ca.sin(x[0]) + ca.tanh(u[0]) + 0.1 * u[1] ** 2)
-    plant = mc.Plant(state=x, control=u, rhs=rhs, name="toy")
-    return mc.ControlProblem(plant, horizon=horizon, dt=0.1, x0=[0.3, 0.0],
-                             terminal_cost=lambda x: ca.cos(x[0]) + x[1] ** 2)
+#: neither affine in w nor in x, nw = 2 (every IBP line needs the inner solver)
+_toy = _toy_nonaffine
 
 
 @pytest.fixture(scope="module")

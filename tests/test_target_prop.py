@@ -19,6 +19,7 @@ from moreauctl.oracles import (GradientOracle, PenalizedOracle, ProxTargetPropOr
                                TargetPropOracle)
 
 from .test_chain_protocol import Affine, Squared, make_chain, make_data
+from .test_auglag import regularized_chain, subproblem_case
 from .test_ibp import _toy
 
 RNG = np.random.default_rng(13)
@@ -90,14 +91,7 @@ def test_target_prop_affine_layers_take_the_minimum_norm_inverse():
 @pytest.mark.parametrize("which", ["control", "network"])
 def test_prox_target_prop_lines_solve_fact_d5(which):
     # Algo 12-13 in the paper's own form with Algo 2's arrays gamma_t, alpha_t
-    if which == "control":
-        ch, data = _toy(5).chain, None
-        w = 0.5 * RNG.normal(size=ch.layout.size)
-        inner = dict(inner="newton", inner_iters=60, inner_tol=1e-14)
-    else:
-        ch, data = make_chain(), make_data()
-        w = 0.6 * RNG.normal(size=ch.layout.size)
-        inner = dict(inner="gd", inner_iters=3000, inner_tol=1e-13)
+    ch, data, w, inner = subproblem_case(which, RNG)
     T = ch.horizon
     kappa = 1.3
     gs = 0.9 * 0.7 ** np.arange(T, -1, -1, dtype=float)
@@ -149,9 +143,7 @@ def test_penalized_sweep_is_backprop(which):
 
 
 def test_penalized_with_weight_decay_is_the_regularized_gradient():
-    reg = mc.chain.L2(0.2)
-    base = make_chain()
-    ch = Chain(base.stages, base.h, base._x0, regularizer=reg)
+    ch, _ = regularized_chain(0.2)
     data = make_data()
     w = 0.6 * RNG.normal(size=ch.layout.size)
     grad = GradientOracle(ch)(w, (), data)[0].direction      # includes grad r

@@ -238,21 +238,15 @@ class CasadiChain(Chain):
             cost, X = self.forward(W)
             return cost, X, self._backward_general(W, X, spec, codes, self._jv(False), False)
         k = self.kernels
-        if not only_mbp:   # the general pass, fed with the stored values like the fast one
-            X = np.empty((self.horizon + 1, self.nx))
-            JV = self._jv(self.store_jacobians)
-            if self.store_jacobians:
-                cost = k.f_forward_jac(W, self.x0, X, JV)
-            else:
-                cost = k.f_forward(W, self.x0, X)
-            return float(cost), X, self._backward_general(W, X, spec, codes, JV,
-                                                          self.store_jacobians)
         X = np.empty((self.horizon + 1, self.nx))
         JV = self._jv(self.store_jacobians)
         if self.store_jacobians:
             cost = k.f_forward_jac(W, self.x0, X, JV)
         else:
             cost = k.f_forward(W, self.x0, X)
+        if not only_mbp:   # the general pass, fed with the stored values like the fast one
+            return float(cost), X, self._backward_general(W, X, spec, codes, JV,
+                                                          self.store_jacobians)
         G = np.empty(self.layout.size)
         lam0 = np.empty(self.nx)
         bad = k.f_backward_moreau_paper(W, X, JV, self.store_jacobians, float(spec.gam_h),
