@@ -110,8 +110,13 @@ def _argmin(F, n, jac=None):
     return r.x
 
 
-@pytest.mark.parametrize("kappa,beta", [(0.7, 1.0), (0.0, 0.4), (0.5, 0.0), (2.0, 3.0)])
-@pytest.mark.parametrize("which", ["control", "network"])
+_SLOW = pytest.mark.slow   # Python gradient steps to convergence on every network line
+
+
+@pytest.mark.parametrize("which,kappa,beta", [
+    ("control", 0.7, 1.0), ("control", 0.0, 0.4), ("control", 0.5, 0.0), ("control", 2.0, 3.0),
+    ("network", 0.7, 1.0), pytest.param("network", 0.0, 0.4, marks=_SLOW),
+    pytest.param("network", 0.5, 0.0, marks=_SLOW), pytest.param("network", 2.0, 3.0, marks=_SLOW)])
 def test_every_line_solves_fact_d3_in_the_papers_form(which, kappa, beta):
     # Algo 2's arrays gamma_0..gamma_T, alpha_1..alpha_T and beta_1..beta_T; the pass's
     # targets x_t^+ = x_t - d_t (its costates) and multipliers beta_t (x_t - x_t^+): every
@@ -168,16 +173,19 @@ def test_every_line_solves_fact_d3_in_the_papers_form(which, kappa, beta):
 
 
 def test_auglag_with_l2_regularizer_matches_scipy():
-    # D.6: the weight line gains r_t(v) (Eq. (44))
-    ch, reg = regularized_chain(0.3)
-    data = make_data()
-    w = 0.6 * RNG.normal(size=ch.layout.size)
+    # D.6: the weight line gains r_t(v) (Eq. (44)); the toy plant's stages in a Python chain
+    # with weight decay (their CasADi Hessians let Newton converge in a few steps)
+    reg = mc.chain.L2(0.3)
+    toy = _toy(5).chain
+    ch = Chain(toy.stages, toy.h, toy.x0, regularizer=reg)
+    data = None
+    w = 0.5 * RNG.normal(size=ch.layout.size)
     T = ch.horizon
     gs = 0.8 ** np.arange(T, -1, -1, dtype=float)
     als = 0.5 * gs[1:]
     kappa = 0.6
-    o = AugLagOracle(ch, gammas=gs, alphas=als, kappa=kappa, inner="gd", inner_iters=4000,
-                     inner_tol=1e-13, diagnostics=True)
+    o = AugLagOracle(ch, gammas=gs, alphas=als, kappa=kappa, inner="newton", inner_iters=60,
+                     inner_tol=1e-14, diagnostics=True)
     _, X = ch.forward(w, data)
     b = Chain.backward(ch, w, X, data, o.spec)
     for t in range(T):

@@ -88,7 +88,7 @@ def test_target_prop_affine_layers_take_the_minimum_norm_inverse():
                                    atol=1e-13)
 
 
-@pytest.mark.parametrize("which", ["control", "network"])
+@pytest.mark.parametrize("which", ["control", pytest.param("network", marks=pytest.mark.slow)])
 def test_prox_target_prop_lines_solve_fact_d5(which):
     # Algo 12-13 in the paper's own form with Algo 2's arrays gamma_t, alpha_t
     ch, data, w, inner = subproblem_case(which, RNG)
