@@ -159,8 +159,11 @@ def paper_step(F, grad, F0: float, g0: np.ndarray) -> np.ndarray:
     return y1 - bb * g1
 
 
-def _descent(F, grad, F0, g0, inner: Inner, hess=None) -> np.ndarray:
-    """``"gd"`` and ``"newton"``: the same iteration as the compiled ``_prox``."""
+def _descent(F, grad, F0, g0, inner: Inner, hess=None, stall: bool = False) -> np.ndarray:
+    """``"gd"`` and ``"newton"``: the same iteration as the compiled ``_prox``. With
+    ``stall`` (the plain inverse's Gauss-Newton) it also stops when the predicted decrease
+    ``-<g, d>`` is below the rounding of ``F`` (no line search can then succeed), as the
+    compiled scalar loop does."""
     if inner.name == "newton" and hess is None:
         raise ValueError("inner='newton' needs the subproblem's Hessian; this stage does not "
                          "provide hess_x/hess_w (use inner='gd' or 'paper')")
@@ -185,6 +188,8 @@ def _descent(F, grad, F0, g0, inner: Inner, hess=None) -> np.ndarray:
         if d is None:
             d = -g
         slope = float(np.vdot(g, d))
+        if stall and not (-slope > 1e-15 * abs(Fy)):
+            break
         s, accepted = 1.0, False
         for _ in range(50):
             Fs = F(y + s * d)
@@ -426,7 +431,7 @@ def penalty_direction(f, vjp, z, lam, f_z, c: float, p: float, inner: Inner, *,
     F0 = F(np.zeros_like(z))
     if inner.name in ("paper", "cg"):
         return -paper_step(F, G, F0, g0)
-    return -_descent(F, G, F0, g0, inner, H)
+    return -_descent(F, G, F0, g0, inner, H, stall=inv)
 
 
 # ---------------------------------------------------------------------------------------

@@ -106,17 +106,20 @@ def _paper_prox(kind: str, n: int, nx: int, c: str, F0: str, g0: List[str], base
     on almost every stage) evaluates the stage and the subproblem gradient together, so the
     Barzilai-Borwein step needs no further stage evaluation when that trial is accepted.
 
-    With ``pen = (cl, cp, qq, tgt)`` (names of scalar locals, ``tgt`` a list of ``nx``) the
-    subproblem is the IBP/ALBP line's
+    With ``pen = (cl, cp, qq, tgt, njv, nw)`` (names of scalar locals, ``tgt`` a list of
+    ``nx``; the sizes of the stored values and of ``w``) the subproblem is the IBP/ALBP line's
     ``cl lam^T phi(..) + cp/2 |phi(..) - tgt|^2 + qq |y|^2/2`` (``c`` unused): its gradient's
-    multiplier depends on ``phi``, so a trial evaluates the stage and the gradient takes one
-    more VJP.
+    multiplier depends on ``phi``, so a trial evaluates the stage with its stored values
+    (``_phi_jac_s``) and the gradient is one more VJP, from those values.
     """
     y = _names("y", n)
     z = _names("z", n)
     p = _names("p", nx)
     q = _names("q", n)
     u = _names("u", nx)
+    if pen is not None:   # (cl, cp, qq, tgt, njv, nw)
+        jv = _names("jp", pen[4])
+        rest = _names("jq", nx if kind == "w" else pen[5])
     if kind == "x":
         args_z = _args(other, z)
         both, value, grad = "_phi_vjp_x_s", "_phi_s", "_vjp_x_s"
@@ -136,8 +139,8 @@ def _paper_prox(kind: str, n: int, nx: int, c: str, F0: str, g0: List[str], base
         for yi, zi, bi, gi in zip(y, z, base, g0):
             L2 += [f"{yi} = {scale} {gi}", f"{zi} = {bi} + {yi}", f"sq += {yi} * {yi}"]
         if pen is not None:
-            cl, cp, qq, tgt = pen
-            L2 += [f"{_lhs(p)} = {value}({args_z})", "v = 0.0"]
+            cl, cp, qq, tgt = pen[:4]
+            L2 += [f"{_lhs(p + jv)} = _phi_jac_s({args_z})", "v = 0.0"]
             L2 += [f"v += {cl} * {li} * {pi} + 0.5 * {cp} * ({pi} - {ti}) * ({pi} - {ti})"
                    for li, pi, ti in zip(lam, p, tgt)]
             L2 += [f"Fs = v + 0.5 * {qq} * sq"]
@@ -152,11 +155,13 @@ def _paper_prox(kind: str, n: int, nx: int, c: str, F0: str, g0: List[str], base
 
     def pen_grad() -> List[str]:
         """The raw gradient term J(z)^T (cl lam + cp (phi(z) - tgt)) into q, with the stage
-        value p at z already computed."""
-        cl, cp, _, tgt = pen
+        value p and its stored values jv at z already computed (a VJP from stored values:
+        no libm call)."""
+        cl, cp, _, tgt = pen[:4]
         G = [f"{ui} = {cl} * {li} + {cp} * ({pi} - {ti})"
              for ui, li, pi, ti in zip(u, lam, p, tgt)]
-        return G + [f"{_lhs(q)} = {grad}({args_z}, {_args(u)})"]
+        lhs = q + rest if kind == "w" else rest + q
+        return G + [f"{_lhs(lhs)} = _vjp_jac_s({args_z}, {_args(jv)}, {_args(u)})"]
 
     def bb_step(s_ok: str) -> List[str]:
         """Barzilai-Borwein step from y = -s_ok g0, with q the stage's raw subproblem
@@ -203,7 +208,7 @@ def _paper_prox(kind: str, n: int, nx: int, c: str, F0: str, g0: List[str], base
     else:
         # the last trial may not be s_ok: evaluate the stage there
         C = [f"{zi} = {bi} - s_ok * {gi}" for zi, bi, gi in zip(z, base, g0)]
-        C += [f"{_lhs(p)} = {value}({args_z})"] + pen_grad()
+        C += [f"{_lhs(p + jv)} = _phi_jac_s({args_z})"] + pen_grad()
     C += bb_step("s_ok")
     S += _indent(C, 1)
     B += _indent(S, 1)
@@ -276,23 +281,27 @@ def _pen_closed(kind: str, n: int, nx: int, wt: List[str], xt: List[str], lam: L
     return L
 
 
-def _gauss_newton_inverse(kind: str, n: int, nx: int, base: List[str], other: List[str],
-                          tgt: List[str], out: List[str]) -> List[str]:
+def _gauss_newton_inverse(kind: str, n: int, nx: int, njv: int, base: List[str],
+                          other: List[str], tgt: List[str], out: List[str]) -> List[str]:
     """The plain inverse ``argmin_y |phi(base + y) - tgt|^2/2`` by damped Gauss-Newton steps
     in scalar locals (``iters`` at most, relative tolerance ``tol``, Armijo backtracking):
     the scalar twin of :func:`moreauctl.rules.penalty_direction` with inner "newton" and
-    ``c = inf``. Writes ``-y`` into ``out``."""
-    value, vjp = "_phi_s", ("_vjp_x_s" if kind == "x" else "_vjp_w_s")
+    ``c = inf``. Writes ``-y`` into ``out``. Each trial evaluates the stage with its stored
+    values (``_phi_jac_s``), so the Jacobian rows of the next iteration are VJPs from those
+    values (``_vjp_jac_s``: multiply-adds, no libm call)."""
     y, z, d = _names("yg", n), _names("zg", n), _names("dg", n)
-    g, p = _names("gg", n), _names("pg", nx)
+    g, p, jv = _names("gg", n), _names("pg", nx), _names("jg", njv)
     args_z = _args(other, z) if kind == "x" else _args(z, other)
     J = [[f"Jg{i}_{a}" for a in range(n)] for i in range(nx)]
     H = [[f"Hg{a}_{b}" for b in range(n)] for a in range(n)]
+    nw = len(other) if kind == "x" else n
+    # _vjp_jac_s returns (gw (nw), gx (nx)): the line's half, the other half discarded
+    rest = _names("jr", nx if kind == "w" else nw)
 
     def value_at(step: str) -> List[str]:
         V = [f"{zi} = {bi} + ({yi} + {step} * {di})" if step else f"{zi} = {bi} + {yi}"
              for zi, bi, yi, di in zip(z, base, y, d)]
-        V += [f"{_lhs(p)} = {value}({args_z})", "Fs = 0.0"]
+        V += [f"{_lhs(p + jv)} = _phi_jac_s({args_z})", "Fs = 0.0"]
         V += [f"Fs += 0.5 * ({pi} - {ti}) * ({pi} - {ti})" for pi, ti in zip(p, tgt)]
         return V
 
@@ -300,7 +309,8 @@ def _gauss_newton_inverse(kind: str, n: int, nx: int, base: List[str], other: Li
     body = []
     for i in range(nx):   # J at z (the rows: VJPs with unit vectors)
         e = ["1.0" if k == i else "0.0" for k in range(nx)]
-        body += [f"{_lhs(J[i])} = {vjp}({args_z}, {_args(e)})"]
+        lhs = J[i] + rest if kind == "w" else rest + J[i]
+        body += [f"{_lhs(lhs)} = _vjp_jac_s({args_z}, {_args(jv)}, {_args(e)})"]
     body += [f"{g[a]} = " + " + ".join(f"{J[i][a]} * ({p[i]} - {tgt[i]})" for i in range(nx))
              for a in range(n)]
     body += ["gn = math.sqrt(" + " + ".join(f"{ga} * {ga}" for ga in g) + ")",
@@ -314,7 +324,9 @@ def _gauss_newton_inverse(kind: str, n: int, nx: int, base: List[str], other: Li
     body += [f"{H[a][a]} += dmp" for a in range(n)]
     body += _cholesky_solve(n, H, [f"-{ga}" for ga in g], d)
     body += ["if not ok:"] + _indent([f"{di} = -{ga}" for di, ga in zip(d, g)], 1)
+    # stop where the predicted decrease is below F's rounding (no line search can succeed)
     body += ["slope = " + " + ".join(f"{ga} * {di}" for ga, di in zip(g, d)),
+             "if not (-slope > 1e-15 * abs(Fy)):", "    break",
              "s = 1.0", "accepted = False", "for k_ in range(50):"]
     body += _indent(value_at("s") + ["if Fs <= Fy + 1e-4 * s * slope:", "    accepted = True",
                                      "    break", "s *= 0.5"], 1)
@@ -326,9 +338,9 @@ def _gauss_newton_inverse(kind: str, n: int, nx: int, base: List[str], other: Li
     return L
 
 
-def _pen_or(rule: str, pens: str, kind: str, n: int, nx: int, c: str, affine: bool,
-            out: List[str], col: int, lam: List[str], g_raw: List[str], wt: List[str],
-            xt: List[str], other: List[str]) -> List[str]:
+def _pen_or(rule: str, pens: str, kind: str, n: int, nx: int, njv: int, c: str,
+            affine: bool, out: List[str], col: int, lam: List[str], g_raw: List[str],
+            wt: List[str], xt: List[str], other: List[str]) -> List[str]:
     """One IBP/ALBP line of the general pass when the rule asks for it, else the MBP/GBP
     lines ``other``. IBP takes the line's step ``c`` as its penalty; ALBP takes ``c`` as the
     step of its linear term and ``pens[t]`` as the penalty, and is MBP where that penalty is
@@ -357,10 +369,10 @@ def _pen_or(rule: str, pens: str, kind: str, n: int, nx: int, c: str, affine: bo
         paper += [f"F0p += c_lin * {li} * X[t + 1, {i}] + 0.5 * pp * (X[t + 1, {i}] - {ti}) * "
                   f"(X[t + 1, {i}] - {ti})" for i, (li, ti) in enumerate(zip(lam, tgt))]
         paper += _paper_prox(kind, n, nx, "", "F0p", g0, base, oth, lam, out,
-                             pen=("c_lin", "pp", "qq", tgt))
+                             pen=("c_lin", "pp", "qq", tgt, njv, len(wt)))
         arr = pack + [f"_pen_line({code}, c_lin, c_pen, wv, xv, lp, {n}, False, inner, iters, "
                       f"tol, y, buf)"] + [f"{o} = -y[{i}]" for i, o in enumerate(out)]
-        gn = _gauss_newton_inverse(kind, n, nx, base, oth, tgt, out)
+        gn = _gauss_newton_inverse(kind, n, nx, njv, base, oth, tgt, out)
         body += ["if inner == INNER_PAPER:"] + _indent(paper, 1)
         body += ["elif inner == INNER_NEWTON and qq == 0.0:"] + _indent(gn, 1)
         body += ["else:"] + _indent(arr, 1)
@@ -492,8 +504,8 @@ def _backward_moreau(nx: int, nw: int, njv: int, store: bool, affine_w: bool,
     line_w = _mbp_or_gbp(affine_w, "mbp_w", gt, gw, prox("w", nw, "a", gw, wt, xt, gt, 1))
     if general:   # the penalty lines read the raw VJP: scale it in the other branch
         body += ["a = alp[t]"]
-        body += _pen_or("rules[2]", "pen_w", "w", nw, nx, "a", affine_w, gt, 1, lam, gw, wt,
-                        xt, scale_w + line_w)
+        body += _pen_or("rules[2]", "pen_w", "w", nw, nx, njv, "a", affine_w, gt, 1, lam, gw,
+                        wt, xt, scale_w + line_w)
     else:
         body += ["a = alp[t]"] + scale_w + line_w
     body += [f"G[t, {i}] = {g}" for i, g in enumerate(gt)]
@@ -501,8 +513,8 @@ def _backward_moreau(nx: int, nw: int, njv: int, store: bool, affine_w: bool,
     line_x = _mbp_or_gbp(affine_x, "mbp_x", nxt, gx, prox("x", nx, "c", gx, xt, wt, nxt, 0))
     if general:
         body += ["c = gam[t]"]
-        body += _pen_or("rules[1]", "pen_x", "x", nx, nx, "c", affine_x, nxt, 0, lam, gx, wt,
-                        xt, scale_x + line_x)
+        body += _pen_or("rules[1]", "pen_x", "x", nx, nx, njv, "c", affine_x, nxt, 0, lam, gx,
+                        wt, xt, scale_x + line_x)
     else:
         body += ["c = gam[t]"] + scale_x + line_x
     ok = " and ".join([f"math.isfinite({v})" for v in nxt + gt])

@@ -18,7 +18,8 @@ iterations of the inner algorithm otherwise) on the other lines.
 **Regularized (proximal) target propagation** (Algo 12-13: block *proximal point*)::
 
     x_T^+     = argmin_y h(y) + (kappa + 1/gamma_T)/2 |y - x_T|^2
-    x_{t-1}^+ = argmin_y kappa/2 |phi_t(w_t, y) - x_t^+|^2 + (kappa + 1/gamma_{t-1})/2 |y - x_{t-1}|^2
+    x_{t-1}^+ = argmin_y kappa/2 |phi_t(w_t, y) - x_t^+|^2
+                         + (kappa + 1/gamma_{t-1})/2 |y - x_{t-1}|^2
     w_t^+     = argmin_v kappa/2 |phi_t(v, x_{t-1}) - x_t^+|^2 + |v - w_t|^2 / (2 alpha_t)
 
 i.e. MBP on the objective with step ``1/(kappa + 1/gamma_T)``, IBP on the states with
