@@ -370,3 +370,124 @@ def test_cli_sweep_errors(capsys):
         cli_main(["sweep", "--steps", "3:1"])
     with pytest.raises(SystemExit):
         cli_main(["sweep", "--dt", "0.1", "--total-time", "5"])
+
+
+# -- stale and wrong cells (issue 13) ----------------------------------------------------
+
+#: target angle of :func:`target_pendulum`; a test edits it as a user edits a factory
+TARGET = {"theta": math.pi}
+
+
+def target_pendulum(horizon, dt=0.1):
+    """A user's factory whose content (the target angle) a test changes between runs."""
+    return mc.ControlProblem(models.pendulum(), horizon=horizon, dt=dt, x0=[0.0, 0.0],
+                             terminal_cost=lambda x: (x[0] - TARGET["theta"]) ** 2)
+
+
+SMALL = dict(horizons=[10], methods={"gd": {"method": "gd", "steps": [0.25, 0.5]}}, iters=3,
+             executor="serial", reference=None, progress=False, report=False)
+
+
+def test_edited_factory_recomputes_stale_cells(tmp_path, monkeypatch):
+    out = str(tmp_path / "s")
+    first = studies.horizon_sweep(target_pendulum, out=out, **SMALL)
+    # costs[0] at w = 0 (the pendulum rests at theta = 0): (0 - target)^2, closed form
+    assert first.grid(10, "gd").records[0].costs[0] == pytest.approx(math.pi ** 2)
+    monkeypatch.setitem(TARGET, "theta", 1.0)
+    with pytest.warns(RuntimeWarning, match=r"2 stored cells .* another problem"):
+        edited = studies.horizon_sweep(target_pendulum, out=out, **SMALL)
+    assert (edited.computed, edited.loaded, edited.stale, edited.invalid) == (2, 0, 2, 0)
+    assert edited.grid(10, "gd").records[0].costs[0] == pytest.approx(1.0)
+    direct = mc.solve(target_pendulum(10), "gd", step=0.25, iters=3, verbose=False)
+    np.testing.assert_array_equal(edited.grid(10, "gd").records[0].costs, direct.costs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = studies.horizon_sweep(target_pendulum, out=out, **SMALL)
+    assert (again.computed, again.loaded, again.stale) == (0, 2, 0)
+
+
+def test_cells_of_another_code_version_are_recomputed(tmp_path):
+    out = str(tmp_path / "s")
+    first = studies.horizon_sweep("pendulum", out=out, **SMALL)
+    cells = os.path.join(out, "cells")
+    f = sorted(os.listdir(cells))[0]
+    rec = json.load(open(os.path.join(cells, f)))
+    assert rec["fingerprint"]["code"] == studies.code_fingerprint()
+    rec["fingerprint"]["code"] = "moreauctl 0.0.9+000000000000"  # an older version's cell
+    rec["costs"] = [1.0, 0.5, 0.25, 0.125]                         # with other numbers
+    open(os.path.join(cells, f), "w").write(json.dumps(rec))
+    with pytest.warns(RuntimeWarning, match=r"1 stored cells .* another code"):
+        res = studies.horizon_sweep("pendulum", out=out, **SMALL)
+    assert (res.computed, res.loaded, res.stale) == (1, 1, 1)
+    assert numbers(res) == numbers(first)
+
+
+@pytest.mark.parametrize("edit,why", [
+    (lambda r: r.update(costs=[]), "'costs' is empty"),
+    (lambda r: r.pop("costs"), "no 'costs'"),
+    (lambda r: r.update(costs=[9.87, "x", 1.0]), "non-numbers"),
+    (lambda r: r.update(costs=[9.87, None]), "non-numbers"),
+    (lambda r: r.update(status="0"), "'status' is str"),
+    (lambda r: r.update(success=1), "'success' is int"),
+    (lambda r: r.update(nit=99), "nit 99"),
+    (lambda r: r.update(costs=[1.0] * 9), "9 entries"),
+    (lambda r: r["spec"].update(step=8.0), "settings"),
+])
+def test_readable_but_wrong_cell_is_named_and_recomputed(tmp_path, edit, why):
+    out = str(tmp_path / "s")
+    first = studies.horizon_sweep("pendulum", out=out, **SMALL)
+    cells = os.path.join(out, "cells")
+    f = sorted(os.listdir(cells))[1]
+    rec = json.load(open(os.path.join(cells, f)))
+    edit(rec)
+    open(os.path.join(cells, f), "w").write(json.dumps(rec))
+    with pytest.warns(RuntimeWarning, match=f"{f}: .*{why}.*recomputed"):
+        res = studies.horizon_sweep("pendulum", out=out, **SMALL)
+    assert (res.computed, res.loaded, res.invalid, res.stale) == (1, 1, 1, 0)
+    assert numbers(res) == numbers(first)
+    assert studies.check_record(json.load(open(os.path.join(cells, f))),
+                                json.load(open(os.path.join(cells, f)))["spec"]) is None
+
+
+def test_a_worker_that_computed_another_problem_is_an_error():
+    from moreauctl.studies import sweep as sweep_mod
+    spec = {"kind": "run", "horizon": 10, "dt": 0.1, "problem": "plant:pendulum",
+            "problem_kwargs": {}, "method": "gd", "step": 0.5, "iters": 2, "solve_kwargs": {}}
+    rec = sweep_mod.run_cell(spec, "pendulum")
+    assert studies.check_record(rec, spec) is None
+    sweep_mod._check_computed(rec, spec, rec["fingerprint"])
+    other = dict(rec["fingerprint"], problem="0" * 64)
+    with pytest.raises(RuntimeError, match="another problem or code version"):
+        sweep_mod._check_computed(rec, spec, other)
+
+
+def test_problem_fingerprint_sees_content_not_names():
+    fp = studies.problem_fingerprint
+    base = fp(models.pendulum_swingup(horizon=10))
+    assert fp(models.pendulum_swingup(horizon=10)) == base  # deterministic
+    for changed in (models.pendulum_swingup(horizon=11), models.pendulum_swingup(10, dt=0.05),
+                    models.pendulum_swingup(10, scheme="rk4"), target_pendulum(10),
+                    mc.ControlProblem(models.pendulum(g=9.8), 10, 0.1, [0.0, 0.0],
+                                      lambda x: (x[0] - math.pi) ** 2 + 0.1 * x[1] ** 2),
+                    mc.ControlProblem(models.pendulum(), 10, 0.1, [0.0, 1e-12],
+                                      lambda x: (x[0] - math.pi) ** 2 + 0.1 * x[1] ** 2)):
+        assert fp(changed) != base
+
+
+def test_cli_sweep_says_how_many_cells_were_stale(tmp_path, capsys):
+    out = str(tmp_path / "cli")
+    argv = ["sweep", "--horizons", "10", "--methods", "gd", "--steps", "-2:-1", "--iters", "2",
+            "--no-reference", "--out", out, "--executor", "serial"]
+    assert cli_main(argv) == 0
+    cells = os.path.join(out, "cells")
+    for f in os.listdir(cells):
+        rec = json.load(open(os.path.join(cells, f)))
+        rec["fingerprint"]["problem"] = "0" * 64
+        open(os.path.join(cells, f), "w").write(json.dumps(rec))
+    capsys.readouterr()
+    with pytest.warns(RuntimeWarning, match="another problem"):
+        assert cli_main(argv) == 0
+    assert ("2 cells computed (2 stale: stored for another problem or code version), 0 loaded"
+            in capsys.readouterr().err)
+    sweep_json = json.load(open(os.path.join(out, "sweep.json")))
+    assert sweep_json["counts"] == {"computed": 2, "loaded": 0, "stale": 2, "invalid": 0}

@@ -55,11 +55,15 @@ def method_settings(labels_text: str, steps) -> Dict[str, Dict[str, Any]]:
 
 def print_summary(res, out: str) -> None:
     """A finished sweep: its markdown table on stdout; on stderr, how many cells were
-    computed and reused, and where the reports went."""
+    computed (and among them how many were stale or unusable on disk) and reused, and
+    where the reports went."""
     print(res.to_markdown())
-    print(f"{res.computed} cells computed, {res.loaded} loaded from {out}/cells "
-          f"in {res.seconds:.1f} s; wrote summary.csv, summary.md and figures to {out}",
-          file=sys.stderr)
+    redone = [f"{n} {what}" for n, what in
+              ((res.stale, "stale: stored for another problem or code version"),
+               (res.invalid, "from unusable cell files")) if n]
+    print(f"{res.computed} cells computed{' (' + '; '.join(redone) + ')' if redone else ''}, "
+          f"{res.loaded} loaded from {out}/cells in {res.seconds:.1f} s; wrote summary.csv, "
+          f"summary.md and figures to {out}", file=sys.stderr)
 
 
 def _executor(args):

@@ -21,7 +21,7 @@ import hashlib
 import json
 import os
 import warnings
-from typing import Any, Iterator, Mapping, Optional
+from typing import Any, Iterator, Mapping, Optional, Tuple
 
 # The writers live in moreauctl._io (one atomic writer for the package); their names are
 # re-exported here and by moreauctl.studies, where earlier versions defined them.
@@ -76,23 +76,29 @@ class CellStore:
     def path(self, key: str) -> str:
         return os.path.join(self.cells_dir, key + ".json")
 
-    def load(self, key: str) -> Optional[dict]:
-        """The stored record of ``key``, or None if absent (or unreadable: then it is
-        recomputed, with a warning)."""
+    def read(self, key: str) -> Tuple[Optional[dict], Optional[str]]:
+        """``(record, None)`` for a stored cell, ``(None, None)`` when absent, and
+        ``(None, why)`` when the file cannot be used (unreadable, not JSON, or holding another
+        cell). Never raises for a damaged file: the caller recomputes the cell."""
         p = self.path(key)
         try:
             with open(p, encoding="utf-8") as f:
                 rec = json.load(f)
         except FileNotFoundError:
-            return None
+            return None, None
         except (OSError, ValueError) as e:
-            warnings.warn(f"ignoring unreadable cell file {p} ({e}); it will be recomputed",
-                          RuntimeWarning, stacklevel=2)
-            return None
+            return None, f"unreadable ({e})"
         if not isinstance(rec, dict) or rec.get("key") != key:
-            warnings.warn(f"ignoring cell file {p}: it does not hold cell {key}", RuntimeWarning,
-                          stacklevel=2)
-            return None
+            return None, f"it does not hold cell {key}"
+        return rec, None
+
+    def load(self, key: str) -> Optional[dict]:
+        """The stored record of ``key``, or None if absent (or unusable: then it is
+        recomputed, with a warning naming the file)."""
+        rec, why = self.read(key)
+        if why is not None:
+            warnings.warn(f"ignoring cell file {self.path(key)}: {why}; it will be recomputed",
+                          RuntimeWarning, stacklevel=2)
         return rec
 
     def save(self, key: str, record: Mapping[str, Any]) -> str:
