@@ -68,7 +68,7 @@ from .._io import write_json_atomic
 from .._validate import choice, nonnegative_int, positive_int, positive_number
 from ..ipopt import IPOPT_FAILED
 from ..solve import solve
-from .executors import make_executor
+from .executors import make_executor, stop_workers, terminate_on_signal
 from .fingerprint import fingerprint
 from .grid import GridResult, StepRecord, choose, powers_of_two
 from .metrics import check_criterion, normalized_gap
@@ -476,6 +476,55 @@ def _dt_for(T, scaling, dt, total_time):
     return float(total_time) / T
 
 
+def _run_cells(pending, specs, expected, make_problem, executor, workers, store, records,
+               progress, n_loaded) -> None:
+    """Compute the ``pending`` cells on the executor, storing each as it finishes (into
+    ``records`` and the store). On any exception, Ctrl-C or SIGTERM included, a pool this
+    function created is stopped at once (its workers terminated); finished cells stay."""
+    own = executor is None or isinstance(executor, str)
+    ex = make_executor(executor or "process", min(workers or os.cpu_count() or 1, len(pending))) \
+        if own else executor
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(specs), initial=n_loaded, desc="cells", unit="cell",
+                   dynamic_ncols=True)
+    futures = {}
+    try:
+        for k in pending:
+            futures[ex.submit(run_cell, specs[k], make_problem,
+                              expected[specs[k]["horizon"]])] = k
+        for fut in as_completed(futures):
+            k = futures[fut]
+            try:
+                rec = fut.result()
+            except Exception as e:
+                sp = specs[k]
+                raise RuntimeError(f"cell T={sp['horizon']} method={sp['method']} "
+                                   f"step={sp.get('step')} failed: {e}") from e
+            _check_computed(rec, specs[k], expected[specs[k]["horizon"]])
+            records[k] = rec
+            if store is not None:
+                store.save(k, rec)
+            if bar is not None:
+                sp = specs[k]
+                step = "" if sp.get("step") is None else f" step {sp['step']:g}"
+                bar.set_postfix_str(f"T={sp['horizon']} {sp['method']}{step}", refresh=False)
+                bar.update(1)
+    except BaseException:
+        for f in futures:
+            f.cancel()
+        if own:
+            stop_workers(ex)  # Ctrl-C or SIGTERM: no worker finishes its cell for nobody
+            own = False
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+        if own:
+            ex.shutdown(wait=True)
+
+
 def horizon_sweep(make_problem: Union[str, Callable], horizons: Sequence[int],
                   methods: Union[None, Sequence[str], Mapping[str, Mapping[str, Any]]] = None,
                   iters: int = 50, *, scaling: str = "fixed-dt", dt: Optional[float] = 0.1,
@@ -621,48 +670,9 @@ def horizon_sweep(make_problem: Union[str, Callable], horizons: Sequence[int],
 
     # -- run what is missing --------------------------------------------------------
     if pending:
-        own = executor is None or isinstance(executor, str)
-        ex = make_executor(executor or "process", min(workers or os.cpu_count() or 1, len(pending))) \
-            if own else executor
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-            bar = tqdm(total=len(specs), initial=n_loaded, desc="cells", unit="cell",
-                       dynamic_ncols=True)
-        futures = {}
-        try:
-            for k in pending:
-                futures[ex.submit(run_cell, specs[k], make_problem,
-                                  expected[specs[k]["horizon"]])] = k
-            for fut in as_completed(futures):
-                k = futures[fut]
-                try:
-                    rec = fut.result()
-                except Exception as e:
-                    sp = specs[k]
-                    raise RuntimeError(f"cell T={sp['horizon']} method={sp['method']} "
-                                       f"step={sp.get('step')} failed: {e}") from e
-                _check_computed(rec, specs[k], expected[specs[k]["horizon"]])
-                records[k] = rec
-                if store is not None:
-                    store.save(k, rec)
-                if bar is not None:
-                    sp = specs[k]
-                    step = "" if sp.get("step") is None else f" step {sp['step']:g}"
-                    bar.set_postfix_str(f"T={sp['horizon']} {sp['method']}{step}", refresh=False)
-                    bar.update(1)
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            if own:
-                ex.shutdown(wait=False, cancel_futures=True)
-                own = False
-            raise
-        finally:
-            if bar is not None:
-                bar.close()
-            if own:
-                ex.shutdown(wait=True)
+        with terminate_on_signal():  # SIGTERM stops the study the way Ctrl-C does
+            _run_cells(pending, specs, expected, make_problem, executor, workers, store,
+                       records, progress, n_loaded)
 
     # -- assemble -------------------------------------------------------------------
     grids = {}
