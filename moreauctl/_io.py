@@ -18,7 +18,7 @@ import threading
 from typing import Any, Iterator, Union
 
 __all__ = ["atomic_write", "atomic_path", "write_text_atomic", "write_json_atomic",
-           "umask", "TMP_PREFIX"]
+           "umask", "TMP_PREFIX", "check_output_dir", "check_output_file"]
 
 #: Prefix of temporaries; readers skip such names and cleaners may remove them.
 TMP_PREFIX = ".tmp-"
@@ -106,3 +106,60 @@ def write_json_atomic(path: Union[str, os.PathLike], obj: Any, **dump_kw) -> str
     dump_kw.setdefault("indent", 1)
     dump_kw.setdefault("allow_nan", False)
     return atomic_write(path, json.dumps(obj, **dump_kw))
+
+
+# ---------------------------------------------------------------------------------------
+# output paths, checked before any compute
+# ---------------------------------------------------------------------------------------
+
+def _probe(directory: str) -> None:
+    """Create and remove a temporary file in ``directory`` (raises OSError if we cannot):
+    the one test that sees permissions, ACLs, read-only file systems and root alike."""
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=TMP_PREFIX, suffix=".probe")
+    os.close(fd)
+    os.unlink(tmp)
+
+
+def check_output_dir(path: Union[str, os.PathLike], what: str = "output directory") -> str:
+    """Check, before any compute, that files can be written under the directory ``path``
+    (created later if missing). Returns ``path``.
+
+    Raises
+    ------
+    ValueError
+        Naming ``what``, the path and the reason: it is a file, an ancestor is a file, or
+        the directory (or the nearest existing ancestor, for a missing one) is not writable.
+    """
+    p = os.fspath(path)
+    if os.path.exists(p) and not os.path.isdir(p):
+        raise ValueError(f"{what} {p!r} is a file; expected a directory (or a new path)")
+    existing = os.path.abspath(p)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ValueError(f"{what} {p!r} cannot be created: {existing!r} is a file")
+    try:
+        _probe(existing)
+    except OSError as e:
+        where = "" if existing == os.path.abspath(p) else f" (in {existing!r})"
+        raise ValueError(f"{what} {p!r} is not writable{where}: {e.strerror or e}") from None
+    return p
+
+
+def check_output_file(path: Union[str, os.PathLike], what: str = "output file") -> str:
+    """Check, before any compute, that a file can be written at ``path`` (atomically: a
+    temporary file in its directory, then a rename). Returns ``path``.
+
+    Raises
+    ------
+    ValueError
+        When ``path`` is a directory or its directory cannot be created or written.
+    """
+    p = os.fspath(path)
+    if os.path.isdir(p):
+        raise ValueError(f"{what} {p!r} is a directory; expected a file path")
+    try:
+        check_output_dir(os.path.dirname(os.path.abspath(p)), "its directory")
+    except ValueError as e:
+        raise ValueError(f"{what} {p!r} cannot be written: {e}") from None
+    return p

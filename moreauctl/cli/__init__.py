@@ -40,6 +40,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         # Bad settings are the user's to fix: one clear line, no traceback.
         print(f"moreauctl: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        # A file that could not be written or read (the output paths are checked before
+        # any compute; this is what is left: a full disk, a path removed meanwhile).
+        print(f"moreauctl: error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as e:
         # Ctrl-C, or SIGTERM during a study (studies.executors.Terminated): the pool is
         # stopped, finished cells are on disk; the shell's convention 128 + signal number.

@@ -21,8 +21,9 @@ from ..studies.executors import dask_executor
 from ..studies.grid import powers_of_two
 from ..studies.metrics import CRITERIA
 from ..studies.sweep import DEFAULT_METHODS, METHOD_PRESETS, horizon_sweep
-from .args import (add_plant_arg, add_quiet, add_scheme_arg, allow_negative_ranges, int_list,
-                   nonnegative_int, positive_float, positive_int, steps_arg)
+from .args import (add_plant_arg, add_quiet, add_scheme_arg, allow_negative_ranges,
+                   check_output_dir, int_list, nonnegative_int, positive_float, positive_int,
+                   steps_arg)
 
 __all__ = ["add_parser", "run", "method_settings", "print_summary"]
 
@@ -75,6 +76,7 @@ def _executor(args):
 
 def run(args: argparse.Namespace) -> int:
     """Run (or resume) the sweep and print its table; returns the exit code."""
+    check_output_dir(args.out, "--out")
     methods = method_settings(args.methods, args.steps)
     if args.total_time is not None:
         scaling = dict(scaling="fixed-time", total_time=args.total_time, dt=None)

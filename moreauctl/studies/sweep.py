@@ -64,7 +64,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Unio
 import numpy as np
 
 from .. import __version__, models
-from .._io import write_json_atomic
+from .._io import check_output_dir, write_json_atomic
 from .._validate import choice, nonnegative_int, positive_int, positive_number
 from ..ipopt import IPOPT_FAILED
 from ..solve import solve
@@ -612,6 +612,8 @@ def horizon_sweep(make_problem: Union[str, Callable], horizons: Sequence[int],
     if reference not in ("ipopt", None):
         raise ValueError(f"unknown reference {reference!r}; choose 'ipopt' or None")
     _resolve_factory(make_problem)  # fail fast on an unknown plant name
+    if out is not None:
+        check_output_dir(out, "out")  # a file, or not writable: say so before any compute
     pkw = dict(problem_kwargs or {})
     pid = _problem_id(make_problem)
 
