@@ -13,15 +13,33 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import tempfile
 import threading
+import time
 from typing import Any, Iterator, Union
 
 __all__ = ["atomic_write", "atomic_path", "write_text_atomic", "write_json_atomic",
-           "umask", "TMP_PREFIX", "check_output_dir", "check_output_file"]
+           "umask", "TMP_PREFIX", "check_output_dir", "check_output_file",
+           "clean_temporaries", "is_orphan_temporary", "ORPHAN_AGE"]
 
-#: Prefix of temporaries; readers skip such names and cleaners may remove them.
+#: Prefix of temporaries; readers skip such names and cleaners may remove them. A writer's
+#: temporary is named ``.tmp-<pid>@<host>-<random><suffix>.part``, so a cleaner can tell an
+#: orphan (its writer is dead) from a file another running process is writing right now.
 TMP_PREFIX = ".tmp-"
+
+#: Age (seconds) after which a temporary whose writer cannot be checked (another host, or a
+#: name without owner) is taken for an orphan. A writer holds its temporary for the time of
+#: one file write.
+ORPHAN_AGE = 3600.0
+
+
+def _host() -> str:
+    return "".join(c if c.isalnum() or c in "._" else "_" for c in socket.gethostname())[:64]
+
+
+def _tmp_prefix() -> str:
+    return f"{TMP_PREFIX}{os.getpid()}@{_host()}-"
 
 _UMASK_LOCK = threading.Lock()
 
@@ -67,7 +85,7 @@ def atomic_path(path: Union[str, os.PathLike], *, suffix: str = "", keep_existin
     path = os.fspath(path)
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=TMP_PREFIX, suffix=suffix + ".part")
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=_tmp_prefix(), suffix=suffix + ".part")
     os.close(fd)
     try:
         yield tmp
@@ -81,6 +99,56 @@ def atomic_path(path: Union[str, os.PathLike], *, suffix: str = "", keep_existin
             os.unlink(tmp)
         raise
     _fsync_dir(d)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    except OSError:
+        return True
+    return True
+
+
+def is_orphan_temporary(path: Union[str, os.PathLike], max_age: float = ORPHAN_AGE) -> bool:
+    """Whether the temporary file ``path`` was left by a writer that is gone.
+
+    Its name says which process writes it (``.tmp-<pid>@<host>-...``): on this host, it is an
+    orphan exactly when that process is dead. A temporary of another host (a study directory
+    shared by several machines) or of an older name format is an orphan only when older
+    than ``max_age`` seconds. So a cleaner never deletes the temporary of a study running
+    at the same time, here or elsewhere.
+    """
+    name = os.path.basename(os.fspath(path))
+    if not name.startswith(TMP_PREFIX):
+        return False
+    owner, at, rest = name[len(TMP_PREFIX):].partition("@")
+    if at and owner.isdigit() and "-" in rest and rest.rsplit("-", 1)[0] == _host():
+        return not _pid_alive(int(owner))
+    try:
+        age = time.time() - os.stat(path).st_mtime
+    except OSError:
+        return False
+    return age > max_age
+
+
+def clean_temporaries(directory: Union[str, os.PathLike], max_age: float = ORPHAN_AGE) -> int:
+    """Remove the orphaned temporaries (see :func:`is_orphan_temporary`) directly under
+    ``directory``; returns how many were removed."""
+    n = 0
+    d = os.fspath(directory)
+    for name in os.listdir(d):
+        p = os.path.join(d, name)
+        if name.startswith(TMP_PREFIX) and is_orphan_temporary(p, max_age):
+            try:
+                os.remove(p)
+                n += 1
+            except OSError:
+                pass
+    return n
 
 
 def atomic_write(path: Union[str, os.PathLike], data: Union[str, bytes], *,

@@ -151,9 +151,13 @@ def test_store_atomic_and_corrupt_files(tmp_path):
         f.write('{"key": "k2", "x": ')
     with pytest.warns(RuntimeWarning, match="unreadable"):
         assert store.load("k2") is None
-    # a leftover temporary from a killed writer is ignored and cleaned
-    open(os.path.join(store.cells_dir, ".tmp-abc.part"), "w").close()
+    # a leftover temporary from a killed writer is ignored and cleaned (one of unknown
+    # writer: once it is older than any write takes)
+    old = os.path.join(store.cells_dir, ".tmp-abc.part")
+    open(old, "w").close()
     assert sorted(store.keys()) == ["k1", "k2"]
+    assert store.clean_temporaries() == 0
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
     assert store.clean_temporaries() == 1
 
 
@@ -491,3 +495,53 @@ def test_cli_sweep_says_how_many_cells_were_stale(tmp_path, capsys):
             in capsys.readouterr().err)
     sweep_json = json.load(open(os.path.join(out, "sweep.json")))
     assert sweep_json["counts"] == {"computed": 2, "loaded": 0, "stale": 2, "invalid": 0}
+
+
+def test_cleaner_never_deletes_a_running_writers_temporary(tmp_path):
+    from moreauctl import _io
+    store = studies.CellStore(str(tmp_path))
+    # a second study writes a cell while this one starts and cleans: its write completes
+    with _io.atomic_path(store.path("k")) as tmp:
+        with open(tmp, "w") as f:
+            f.write('{"key": "k"}')
+        assert os.path.basename(tmp).startswith(f".tmp-{os.getpid()}@")
+        assert store.clean_temporaries() == 0 and os.path.exists(tmp)
+    assert store.load("k") == {"key": "k"}
+    # a writer of this host that is gone: its temporary is an orphan
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = _io._host()
+    names = {f".tmp-{dead.pid}@{host}-x1.part": True,          # dead writer here
+             f".tmp-{os.getpid()}@{host}-x2.part": False,       # live writer here
+             ".tmp-1@another-host-x3.part": False,              # other host, fresh
+             ".tmp-2@another-host-x4.part": True,               # other host, 2 h old
+             ".tmp-zz.part": False}                             # old name format, fresh
+    for name in names:
+        open(os.path.join(store.cells_dir, name), "w").close()
+    long_ago = time.time() - 7200
+    os.utime(os.path.join(store.cells_dir, ".tmp-2@another-host-x4.part"), (long_ago, long_ago))
+    assert store.clean_temporaries() == 2
+    left = {n for n in os.listdir(store.cells_dir) if n.startswith(".tmp-")}
+    assert left == {n for n, orphan in names.items() if not orphan}
+
+
+def test_step_exponents_and_scheme_checked_before_any_work(capsys):
+    with pytest.raises(ValueError, match=r"step exponent hi must be in \[-1074, 1023\].*2000"):
+        studies.powers_of_two(0, 2000)
+    with pytest.raises(ValueError, match="step exponent lo"):
+        studies.powers_of_two(-1075, 0)
+    assert studies.powers_of_two(1023, 1023) == (2.0 ** 1023,)
+    with pytest.raises(SystemExit):
+        cli_main(["sweep", "--steps", "0:2000", "--horizons", "10"])
+    assert "step exponent HI must be in [-1074, 1023]" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli_main(["sweep", "--steps", "gd=-1100:0", "--horizons", "10"])
+    assert "step exponent LO" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli_main(["sweep", "--scheme", "rk5", "--horizons", "10"])
+    assert "invalid choice: 'rk5'" in capsys.readouterr().err
+    # through the library: the factory runs in this process first, so a bad scheme is a
+    # ValueError before any cell runs (not a cell failing in a worker)
+    with pytest.raises(ValueError, match="unknown scheme 'rk5'"):
+        studies.horizon_sweep("pendulum", [10], problem_kwargs={"scheme": "rk5"},
+                              progress=False)

@@ -23,6 +23,7 @@ from typing import Callable, Dict, List, Optional, Tuple, Union
 from .. import _validate, models
 from .._io import check_output_dir, check_output_file, write_text_atomic
 from ..discretize import SCHEMES
+from ..studies.grid import check_exponent
 
 __all__ = ["positive_float", "positive_int", "nonnegative_int", "int_list", "exponent_range",
            "parse_steps", "steps_arg", "range_arg", "allow_negative_ranges", "add_quiet",
@@ -97,7 +98,7 @@ def exponent_range(text: str) -> Tuple[int, int]:
             f"a step grid is 'LO:HI' (powers of two 2^LO..2^HI); got {text!r}") from None
     if not sep or hi < lo:
         raise ValueError(f"a step grid is 'LO:HI' with LO <= HI; got {text!r}")
-    return lo, hi
+    return check_exponent("LO", lo), check_exponent("HI", hi)
 
 
 def parse_steps(text: str) -> Union[Tuple[int, int], Dict[str, Tuple[int, int]]]:

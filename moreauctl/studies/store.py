@@ -11,9 +11,12 @@ found again on the next run. Files are written to a temporary name in the same d
 flushed to disk, then renamed over the final name (``os.replace`` is atomic on POSIX and
 Windows), so a study killed at any instant leaves every ``<key>.json`` either complete or
 absent. Leftover temporaries (``.tmp-*``) are ignored when reading and removed by
-:meth:`CellStore.clean_temporaries`.
+:meth:`CellStore.clean_temporaries` when their writer is gone (a temporary names its
+writer's process and host, so the cleaner of one study never deletes the temporary of
+another study running at the same time).
 
-One study should write to a given directory at a time.
+Two studies may share a directory: each cell file is replaced atomically, so at worst the
+same cell is computed twice.
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ from typing import Any, Iterator, Mapping, Optional, Tuple
 
 # The writers live in moreauctl._io (one atomic writer for the package); their names are
 # re-exported here and by moreauctl.studies, where earlier versions defined them.
-from .._io import TMP_PREFIX, atomic_path, write_json_atomic, write_text_atomic
+from .._io import atomic_path, clean_temporaries, write_json_atomic, write_text_atomic
 
 __all__ = ["CELL_FORMAT", "cell_key", "write_json_atomic", "write_text_atomic", "atomic_path",
            "CellStore"]
@@ -110,13 +113,7 @@ class CellStore:
                 yield name[:-len(".json")]
 
     def clean_temporaries(self) -> int:
-        """Remove temporaries left by a writer that was killed mid-write; returns how many."""
-        n = 0
-        for name in os.listdir(self.cells_dir):
-            if name.startswith(TMP_PREFIX):
-                try:
-                    os.remove(os.path.join(self.cells_dir, name))
-                    n += 1
-                except OSError:
-                    pass
-        return n
+        """Remove temporaries left by writers that were killed mid-write (never those of a
+        study writing here at the same time: see
+        :func:`moreauctl._io.is_orphan_temporary`); returns how many."""
+        return clean_temporaries(self.cells_dir)
