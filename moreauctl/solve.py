@@ -41,7 +41,7 @@ from . import _validate as v
 from . import ipopt  # noqa: F401  (registers the "ipopt" solver method)
 from . import oracles  # noqa: F401  (registers the oracles and their methods)
 from .registry import METHODS, OPTIMIZERS, ORACLES, get_method
-from .result import STATUS, History, SolveResult
+from .result import STATUS, History, SolveResult, nonfinite_start_message
 
 __all__ = ["solve", "minimize", "METHODS", "IterationInfo", "LINE_SEARCHES"]
 
@@ -331,7 +331,9 @@ def _epochs(loop, batches, epochs, eval_data, factor, verbose, label, method,
 def _result(chain, w, X, cost, costs, k, status, failed, limit, hist, method,
             settings) -> SolveResult:
     message = STATUS[status]
-    if status == -1:
+    if status == -1 and k == 0:
+        message = nonfinite_start_message(X)  # not a divergence: the run never started
+    elif status == -1:
         message += f" at iteration {k}"
     elif status == -2:
         message += f" at iteration {k} (cost {costs[-1]:.3g} > {limit:.3g})"
