@@ -67,6 +67,7 @@ from .. import __version__, models
 from .._io import check_output_dir, write_json_atomic
 from .._validate import choice, nonnegative_int, positive_int, positive_number
 from ..ipopt import IPOPT_FAILED
+from ..ipopt import check_options as check_ipopt_options
 from ..solve import solve
 from .executors import make_executor, stop_workers, terminate_on_signal
 from .fingerprint import fingerprint
@@ -611,6 +612,8 @@ def horizon_sweep(make_problem: Union[str, Callable], horizons: Sequence[int],
     check_criterion(criterion)
     if reference not in ("ipopt", None):
         raise ValueError(f"unknown reference {reference!r}; choose 'ipopt' or None")
+    if reference == "ipopt":
+        check_ipopt_options(ipopt_options)  # IPOPT's own message, before any cell runs
     _resolve_factory(make_problem)  # fail fast on an unknown plant name
     if out is not None:
         check_output_dir(out, "out")  # a file, or not writable: say so before any compute
