@@ -20,15 +20,33 @@ def _load(name):
     return mod
 
 
+SMOKE = ["--quick", "--horizons", "20", "--latency-horizons", "20", "--floor-n", "20000",
+         "--c-max-T", "20", "--quiet"]
+
+
+@pytest.mark.slow
+def test_suite_fresh_process_workers(tmp_path):
+    """The fresh-process measurements of benchmarks/suite.py (each worker compiles in an
+    empty kernel cache, then loads from it: ~15 s, hence the slow tier; the rest of the
+    suite is smoke-tested in the quick tier by test_suite_smoke)."""
+    suite = _load("suite.py")
+    data = suite.main(SMOKE + ["--out", str(tmp_path), "--process-plants", "pendulum",
+                               "--process-tools", "casadi_sx", "--no-floor",
+                               "--plants", "pendulum"])
+    procs = [p for p in data["processes"] if p["tool"] == "moreauctl"]
+    assert procs and all(p["status"] == "ok" for p in procs), procs
+    assert {(p["cache"], p["what"]) for p in procs} == {
+        ("uncached", "gradient"), ("cached", "gradient"), ("uncached", "moreau"),
+        ("cached", "moreau")}
+
+
 def test_suite_smoke(tmp_path):
     """benchmarks/suite.py end to end at one tiny horizon, one repeat: every installed peer
-    runs (the rest are skipped with a note), gradients agree with moreauctl's, the fresh-
-    process worker runs, results.json and results.md are written. No timing is asserted."""
+    runs (the rest are skipped with a note), gradients agree with moreauctl's, results.json
+    and results.md are written. No timing is asserted. The fresh-process workers are left to
+    the slow tier (test_suite_fresh_process_workers)."""
     suite = _load("suite.py")
-    data = suite.main(["--quick", "--horizons", "20", "--latency-horizons", "20",
-                       "--floor-n", "20000", "--c-max-T", "20", "--out", str(tmp_path),
-                       "--process-plants", "pendulum", "--process-tools", "casadi_sx",
-                       "--quiet"])
+    data = suite.main(SMOKE + ["--out", str(tmp_path), "--no-processes"])
     rows = data["rows"]
     assert {r["plant"] for r in rows} == {"pendulum", "cartpole"}
     for r in rows:
@@ -39,11 +57,6 @@ def test_suite_smoke(tmp_path):
     assert {"moreauctl", "casadi_sx", "casadi_mx", "numpy"} <= ran
     for tool, note in data["meta"]["unavailable"].items():
         assert tool not in ran and note
-    procs = [p for p in data["processes"] if p["tool"] == "moreauctl"]
-    assert procs and all(p["status"] == "ok" for p in procs), procs
-    assert {(p["cache"], p["what"]) for p in procs} == {
-        ("uncached", "gradient"), ("cached", "gradient"), ("uncached", "moreau"),
-        ("cached", "moreau")}
     for plant in ("pendulum", "cartpole"):
         fl = data["floor"][plant]
         assert fl["forward_ops"].get("sin", 0) + fl["forward_ops"].get("cos", 0) > 0

@@ -11,6 +11,7 @@ import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
+import casadi as ca
 import numpy as np
 import pytest
 
@@ -359,7 +360,10 @@ def test_cli_sweep(tmp_path, capsys):
     assert cli_main(argv + ["--quiet"]) == 0
     assert cli_main(argv) == 0
     assert "0 cells computed, 12 loaded" in capsys.readouterr().err
-    assert cli_main(argv + ["--force", "--quiet", "--total-time", "3"]) == 0
+    # fixed total time (gd only: a new dt is a new stage to compile)
+    fixed_time = argv[:argv.index("--methods")] + ["--methods", "gd", "--steps", "-2:-1"] + \
+        argv[argv.index("--out"):]
+    assert cli_main(fixed_time + ["--force", "--quiet", "--total-time", "3"]) == 0
     with open(os.path.join(out, "summary.csv")) as fh:
         assert {r["dt"] for r in csv.DictReader(fh)} == {repr(3 / 20), repr(3 / 30)}
 
@@ -378,14 +382,16 @@ def test_cli_sweep_errors(capsys):
 
 # -- stale and wrong cells (issue 13) ----------------------------------------------------
 
-#: target angle of :func:`target_pendulum`; a test edits it as a user edits a factory
-TARGET = {"theta": math.pi}
+#: initial angle of :func:`start_pendulum`; a test edits it as a user edits a factory (the
+#: initial state: an edit that needs no new kernels, so the test compiles nothing)
+START = {"theta": 0.0}
 
 
-def target_pendulum(horizon, dt=0.1):
-    """A user's factory whose content (the target angle) a test changes between runs."""
-    return mc.ControlProblem(models.pendulum(), horizon=horizon, dt=dt, x0=[0.0, 0.0],
-                             terminal_cost=lambda x: (x[0] - TARGET["theta"]) ** 2)
+def start_pendulum(horizon, dt=0.1):
+    """A user's factory (the paper's swing-up from an initial angle a test changes)."""
+    return mc.ControlProblem(models.pendulum(), horizon=horizon, dt=dt,
+                             x0=[START["theta"], 0.0],
+                             terminal_cost=lambda x: (x[0] - ca.pi) ** 2 + 0.1 * x[1] ** 2)
 
 
 SMALL = dict(horizons=[10], methods={"gd": {"method": "gd", "steps": [0.25, 0.5]}}, iters=3,
@@ -394,19 +400,21 @@ SMALL = dict(horizons=[10], methods={"gd": {"method": "gd", "steps": [0.25, 0.5]
 
 def test_edited_factory_recomputes_stale_cells(tmp_path, monkeypatch):
     out = str(tmp_path / "s")
-    first = studies.horizon_sweep(target_pendulum, out=out, **SMALL)
-    # costs[0] at w = 0 (the pendulum rests at theta = 0): (0 - target)^2, closed form
+    first = studies.horizon_sweep(start_pendulum, out=out, **SMALL)
+    # costs[0] at w = 0 from rest at theta = 0: (0 - pi)^2, closed form
     assert first.grid(10, "gd").records[0].costs[0] == pytest.approx(math.pi ** 2)
-    monkeypatch.setitem(TARGET, "theta", 1.0)
+    monkeypatch.setitem(START, "theta", math.pi)  # the edit: start upright
     with pytest.warns(RuntimeWarning, match=r"2 stored cells .* another problem"):
-        edited = studies.horizon_sweep(target_pendulum, out=out, **SMALL)
+        edited = studies.horizon_sweep(start_pendulum, out=out, **SMALL)
     assert (edited.computed, edited.loaded, edited.stale, edited.invalid) == (2, 0, 2, 0)
-    assert edited.grid(10, "gd").records[0].costs[0] == pytest.approx(1.0)
-    direct = mc.solve(target_pendulum(10), "gd", step=0.25, iters=3, verbose=False)
+    # upright at rest with w = 0 is an equilibrium of the Euler stage: the cost is 0 (closed
+    # form) at every iteration, where the stale cells said pi^2 and more
+    np.testing.assert_allclose(edited.grid(10, "gd").records[0].costs, 0.0, atol=1e-20)
+    direct = mc.solve(start_pendulum(10), "gd", step=0.25, iters=3, verbose=False)
     np.testing.assert_array_equal(edited.grid(10, "gd").records[0].costs, direct.costs)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        again = studies.horizon_sweep(target_pendulum, out=out, **SMALL)
+        again = studies.horizon_sweep(start_pendulum, out=out, **SMALL)
     assert (again.computed, again.loaded, again.stale) == (0, 2, 0)
 
 
@@ -469,8 +477,11 @@ def test_problem_fingerprint_sees_content_not_names():
     fp = studies.problem_fingerprint
     base = fp(models.pendulum_swingup(horizon=10))
     assert fp(models.pendulum_swingup(horizon=10)) == base  # deterministic
+    assert fp(start_pendulum(10)) == base  # another factory, the same content
     for changed in (models.pendulum_swingup(horizon=11), models.pendulum_swingup(10, dt=0.05),
-                    models.pendulum_swingup(10, scheme="rk4"), target_pendulum(10),
+                    models.pendulum_swingup(10, scheme="rk4"),
+                    mc.ControlProblem(models.pendulum(), 10, 0.1, [0.0, 0.0],   # target 3
+                                      lambda x: (x[0] - 3.0) ** 2 + 0.1 * x[1] ** 2),
                     mc.ControlProblem(models.pendulum(g=9.8), 10, 0.1, [0.0, 0.0],
                                       lambda x: (x[0] - math.pi) ** 2 + 0.1 * x[1] ** 2),
                     mc.ControlProblem(models.pendulum(), 10, 0.1, [0.0, 1e-12],
@@ -479,18 +490,18 @@ def test_problem_fingerprint_sees_content_not_names():
 
 
 def test_cli_sweep_says_how_many_cells_were_stale(tmp_path, capsys):
+    from moreauctl.cli.sweep import print_summary
     out = str(tmp_path / "cli")
-    argv = ["sweep", "--horizons", "10", "--methods", "gd", "--steps", "-2:-1", "--iters", "2",
-            "--no-reference", "--out", out, "--executor", "serial"]
-    assert cli_main(argv) == 0
+    studies.horizon_sweep("pendulum", out=out, **SMALL)
     cells = os.path.join(out, "cells")
     for f in os.listdir(cells):
         rec = json.load(open(os.path.join(cells, f)))
         rec["fingerprint"]["problem"] = "0" * 64
         open(os.path.join(cells, f), "w").write(json.dumps(rec))
-    capsys.readouterr()
     with pytest.warns(RuntimeWarning, match="another problem"):
-        assert cli_main(argv) == 0
+        res = studies.horizon_sweep("pendulum", out=out, **SMALL)
+    capsys.readouterr()
+    print_summary(res, out)  # what `moreauctl sweep` prints
     assert ("2 cells computed (2 stale: stored for another problem or code version), 0 loaded"
             in capsys.readouterr().err)
     sweep_json = json.load(open(os.path.join(out, "sweep.json")))
