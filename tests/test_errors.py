@@ -11,7 +11,7 @@ import pytest
 import moreauctl as mc
 from moreauctl import models, studies
 from moreauctl.chain import Chain, Objective, Stage
-from moreauctl.ipopt import IPOPT_FAILED, check_options
+from moreauctl.ipopt import IPOPT_FAILED
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +35,7 @@ def test_ipopt_rejects_bad_options_with_its_own_message(pend, options, said):
 
 
 def test_ipopt_unavailable_linear_solver_is_reported():
+    from moreauctl.ipopt import check_options
     try:
         check_options({"linear_solver": "ma27"})
     except ValueError as e:
