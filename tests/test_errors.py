@@ -14,9 +14,9 @@ from moreauctl.chain import Chain, Objective, Stage
 from moreauctl.ipopt import IPOPT_FAILED
 
 
-@pytest.fixture(scope="module")
-def pend():
-    return models.pendulum_swingup(horizon=10)
+@pytest.fixture
+def pend(swingup):
+    return swingup(10)
 
 
 # -- IPOPT -------------------------------------------------------------------------------

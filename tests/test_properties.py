@@ -10,7 +10,6 @@ reproducible, no example database is written); ``HYPOTHESIS_PROFILE=explore`` dr
 more numerous ones. ``deadline=None``: the first example of a test may load compiled
 kernels. The whole suite takes a few seconds with a warm kernel cache.
 """
-import functools
 import math
 import os
 
@@ -40,13 +39,6 @@ ANY_NUMBER = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.intege
                        st.complex_numbers(max_magnitude=10))
 
 
-@functools.lru_cache(maxsize=None)
-def pendulum(T):
-    """Swing-up problems of horizon T share one set of compiled kernels (T is a run-time
-    size), so drawing T costs no compilation."""
-    return models.pendulum_swingup(horizon=T)
-
-
 def outcome(call):
     """``call()``'s value, or None when it raised ValueError/TypeError with a message; any
     other exception fails the property."""
@@ -71,8 +63,10 @@ def w_arrays(T, nw=1):
 
 
 @given(T=st.integers(1, 8), data=st.data())
-def test_functional_api_shapes_and_values(T, data):
-    p = pendulum(T)
+def test_functional_api_shapes_and_values(swingup, T, data):
+    # swingup(T): the session's problems (conftest.py); every T shares one set of compiled
+    # kernels (T is a run-time size), so drawing T compiles nothing
+    p = swingup(T)
     w = data.draw(w_arrays(T))
     good = w.shape in ((T, 1), (T,)) and finite(w)
     for fn, shape in ((mc.objective, ()), (mc.gradient, (T, 1)), (mc.rollout, (T + 1, 2))):
@@ -105,10 +99,10 @@ ANY_RUN = st.fixed_dictionaries({
 
 
 @given(T=st.integers(1, 6), run=st.one_of(SANE_RUN, ANY_RUN))
-def test_solve_returns_a_finite_result_a_failure_or_a_clear_error(T, run):
+def test_solve_returns_a_finite_result_a_failure_or_a_clear_error(swingup, T, run):
     method, step, gamma, iters, line_search, w0 = (
         run[k] for k in ("method", "step", "gamma", "iters", "line_search", "w0"))
-    p = pendulum(T)
+    p = swingup(T)
     kw = dict(gamma=gamma, line_search=line_search, stage_weights=run["stage_weights"])
     if run["sane"] and not method.startswith("moreau"):
         # gradient methods take gamma as the ratio of geometric stage weights only
