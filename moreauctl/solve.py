@@ -464,6 +464,15 @@ def solve(problem, method: str = "gd", step=1.0, iters: Optional[int] = None, *,
         raise ValueError(f"solver_options/ipopt_options apply to solver methods, not {m.name!r}")
     if not callable(step):
         step = v.positive_number("step", step)
+    # the loop's settings (minimize checks them too): bad ones are errors before any
+    # compute, and problem.chain below may compile kernels
+    if line_search not in LINE_SEARCHES:
+        raise ValueError(f"unknown line_search {line_search!r}; choose one of {list(LINE_SEARCHES)}")
+    v.nonnegative_number("gtol", gtol)
+    v.positive_number("divergence_factor", divergence_factor)
+    v.positive_int("max_backtracks", max_backtracks)
+    if iters is not None:
+        v.nonnegative_int("iters", iters)
     opts = _oracle_options(m, oracle_options, moreau_options, gamma, stage_weights, step)
     if optimizer_options is not None and not isinstance(optimizer_options, Mapping):
         raise TypeError(f"optimizer_options must be a mapping; got {type(optimizer_options).__name__}")

@@ -238,3 +238,20 @@ def test_cost_functions_with_the_wrong_signature_or_a_foreign_symbol():
     # an expression of the plant's own state is fine, and so are default arguments
     assert make(terminal_cost=(plant.state[0] - ca.pi) ** 2).nx == 2
     assert make(stage_cost=lambda x, u, c=0.01: c * u[0] ** 2).nx == 3
+
+
+@pytest.mark.parametrize("kw", [{"divergence_factor": -1.0}, {"max_backtracks": 0},
+                                {"gtol": -1.0}, {"line_search": "wolfe"}, {"iters": -1},
+                                {"step": 0.0}])
+def test_bad_settings_are_errors_before_compiling(monkeypatch, kw):
+    """The loop's settings are checked before the chain is built (oracle options, e.g. a
+    bad gamma, are checked by the oracle, which needs the chain: code generation, but no
+    JIT compilation, happens first for those)."""
+    from moreauctl import problem as problem_mod
+    p = models.pendulum_swingup(horizon=7)  # a new problem: its chain is not built yet
+
+    def compiled(problem):
+        raise AssertionError("compiled before checking the settings")
+    monkeypatch.setattr(problem_mod, "compile_chain", compiled)
+    with pytest.raises(ValueError):
+        mc.solve(p, "gd", verbose=False, **kw)
