@@ -24,29 +24,41 @@ SMOKE = ["--quick", "--horizons", "20", "--latency-horizons", "20", "--floor-n",
          "--c-max-T", "20", "--quiet"]
 
 
-@pytest.mark.slow
-def test_suite_fresh_process_workers(tmp_path):
-    """The fresh-process measurements of benchmarks/suite.py (each worker compiles in an
-    empty kernel cache, then loads from it: ~15 s, hence the slow tier; the rest of the
-    suite is smoke-tested in the quick tier by test_suite_smoke)."""
+def test_suite_smoke_quick(tmp_path):
+    """Quick tier: benchmarks/suite.py on the pendulum at one tiny horizon, one repeat, in
+    this process: every installed peer runs and agrees with moreauctl's gradient, the floor
+    is counted, results.json and results.md are written. The whole suite (both plants, the
+    fresh-process workers, each compiling in an empty kernel cache) is test_suite_smoke, in
+    the slow tier."""
     suite = _load("suite.py")
-    data = suite.main(SMOKE + ["--out", str(tmp_path), "--process-plants", "pendulum",
-                               "--process-tools", "casadi_sx", "--no-floor",
-                               "--plants", "pendulum"])
-    procs = [p for p in data["processes"] if p["tool"] == "moreauctl"]
-    assert procs and all(p["status"] == "ok" for p in procs), procs
-    assert {(p["cache"], p["what"]) for p in procs} == {
-        ("uncached", "gradient"), ("cached", "gradient"), ("uncached", "moreau"),
-        ("cached", "moreau")}
+    data = suite.main(SMOKE + ["--out", str(tmp_path), "--no-processes", "--plants", "pendulum"])
+    rows = data["rows"]
+    assert {r["plant"] for r in rows} == {"pendulum"}
+    for r in rows:
+        if r["status"] == "ok" and r["tool"] != "moreauctl":
+            assert r["max_rel_diff"] <= 1e-10, r
+    ran = {r["tool"] for r in rows if r["status"] == "ok"}
+    assert {"moreauctl", "casadi_sx", "casadi_mx", "numpy"} <= ran
+    fl = data["floor"]["pendulum"]
+    assert fl["forward_ops"].get("sin", 0) + fl["forward_ops"].get("cos", 0) > 0
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["acceptance"] == data["acceptance"]
+    assert "Acceptance" in (tmp_path / "results.md").read_text()
+    merged = suite.merge_runs([saved, saved, saved])  # a run merged with itself: unchanged
+    assert [it["value"] for it in merged["acceptance"]] == pytest.approx(
+        [it["value"] for it in saved["acceptance"]])
 
 
+@pytest.mark.slow
 def test_suite_smoke(tmp_path):
     """benchmarks/suite.py end to end at one tiny horizon, one repeat: every installed peer
-    runs (the rest are skipped with a note), gradients agree with moreauctl's, results.json
-    and results.md are written. No timing is asserted. The fresh-process workers are left to
-    the slow tier (test_suite_fresh_process_workers)."""
+    runs (the rest are skipped with a note), gradients agree with moreauctl's, the fresh-
+    process worker runs, results.json and results.md are written. No timing is asserted.
+    Slow tier (~30 s cold: the workers compile in empty kernel caches); the quick tier runs
+    test_suite_smoke_quick."""
     suite = _load("suite.py")
-    data = suite.main(SMOKE + ["--out", str(tmp_path), "--no-processes"])
+    data = suite.main(SMOKE + ["--out", str(tmp_path), "--process-plants", "pendulum",
+                               "--process-tools", "casadi_sx"])
     rows = data["rows"]
     assert {r["plant"] for r in rows} == {"pendulum", "cartpole"}
     for r in rows:
@@ -57,6 +69,11 @@ def test_suite_smoke(tmp_path):
     assert {"moreauctl", "casadi_sx", "casadi_mx", "numpy"} <= ran
     for tool, note in data["meta"]["unavailable"].items():
         assert tool not in ran and note
+    procs = [p for p in data["processes"] if p["tool"] == "moreauctl"]
+    assert procs and all(p["status"] == "ok" for p in procs), procs
+    assert {(p["cache"], p["what"]) for p in procs} == {
+        ("uncached", "gradient"), ("cached", "gradient"), ("uncached", "moreau"),
+        ("cached", "moreau")}
     for plant in ("pendulum", "cartpole"):
         fl = data["floor"][plant]
         assert fl["forward_ops"].get("sin", 0) + fl["forward_ops"].get("cos", 0) > 0
