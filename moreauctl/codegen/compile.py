@@ -179,7 +179,7 @@ class CasadiChain(Chain):
         else:
             raise ValueError(f"{what} has shape {shape}; expected (T, nw) = {self._shape_w} "
                              f"or flat {self._shape_flat} (see check_params)")
-        if w.dtype is not _F64:
+        if w.dtype != _F64:
             raise TypeError(f"{what} must be a float64 array; got {w.dtype} (convert it with "
                             "chain.check_params)")
         return W
@@ -190,7 +190,7 @@ class CasadiChain(Chain):
         if shape != self._shape_X:
             raise ValueError(f"X has shape {shape}; expected (T+1, nx) = {self._shape_X} "
                              "(the states of forward)")
-        if X.dtype is not _F64:
+        if X.dtype != _F64:
             raise TypeError(f"X must be a float64 array; got {X.dtype}")
         return X
 
