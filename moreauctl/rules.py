@@ -56,7 +56,7 @@ from . import _validate as v
 
 __all__ = ["RULE_GBP", "RULE_MBP", "RULE_IBP", "RULE_ALBP", "RULES", "INNER_PAPER",
            "INNER_GD", "INNER_NEWTON", "INNER_CG", "INNERS", "KIND_H", "KIND_X", "KIND_W",
-           "KIND_PH", "KIND_PX", "KIND_PW", "LINES", "Inner", "Rule", "GBP", "MBP", "IBP",
+           "LINES", "Inner", "Rule", "GBP", "MBP", "IBP",
            "ALBP", "BackwardSpec", "parse_rules", "prox_direction", "paper_step",
            "penalty_direction", "conjugate_gradient"]
 
@@ -72,11 +72,6 @@ INNER_CG = 3     #: conjugate gradient on the quadratic IBP/ALBP subproblems of 
 KIND_H = 0       #: subproblem  c h(x + y)             + |y|^2/2
 KIND_X = 1       #: subproblem  c lam^T phi(w, x + y)  + |y|^2/2
 KIND_W = 2       #: subproblem  c lam^T phi(w + y, x)  + |y|^2/2
-#: penalty subproblems (IBP, ALBP): c lam^T f(z + y) + p/2 |f(z + y) - tgt|^2 + q |y|^2/2
-#: with tgt = f(z) - lam, and q = 0 (p = 1, c = 0) for the unregularized inverse
-KIND_PH = 3      #: f = h (a (1,) output), z = x, lam = 1
-KIND_PX = 4      #: f = phi(w, .), z = x
-KIND_PW = 5      #: f = phi(., x), z = w
 
 INNERS = {"paper": INNER_PAPER, "gd": INNER_GD, "newton": INNER_NEWTON, "cg": INNER_CG}
 #: Lines of Algo 2, in the order of a 3-sequence of rules. "controls" is accepted for
@@ -87,8 +82,7 @@ _LINE_ALIASES = {"controls": "weights"}
 #: Codes the generated kernels understand, by module-level constant name.
 KERNEL_CONSTANTS = {name: globals()[name] for name in (
     "RULE_GBP", "RULE_MBP", "RULE_IBP", "RULE_ALBP", "INNER_PAPER", "INNER_GD",
-    "INNER_NEWTON", "INNER_CG", "KIND_H", "KIND_X", "KIND_W", "KIND_PH", "KIND_PX",
-    "KIND_PW")}
+    "INNER_NEWTON", "INNER_CG", "KIND_H", "KIND_X", "KIND_W")}
 
 
 # ---------------------------------------------------------------------------------------
@@ -703,12 +697,42 @@ class BackwardSpec:
 
     @property
     def codes(self) -> Optional[np.ndarray]:
-        """The rules' kernel codes (int64, (3,)), or None if a rule (or the inner algorithm
-        "cg", for the quadratic lines of networks) has no kernel."""
+        """The rules' kernel codes (int64, (3,)), or None where the compiled passes do not
+        cover the spec (the chain then runs the Python pass): a rule without a code, the
+        inner algorithm "cg" (the quadratic lines of networks), and, for IBP/ALBP lines,
+        anything but the closed forms of affine lines, the "paper" inner algorithm and
+        Gauss-Newton ("newton") on plain inverses: IBP on the objective line, diagnostics,
+        "gd", Newton on a regularized inverse."""
         c = [r.code for r in self.rules]
         if any(x is None for x in c) or self.inner.name == "cg":
             return None
+        # ALBP lines without penalty are MBP lines (and its objective line always is): the
+        # kernels then run them as such (the fast pass included)
+        if c[0] == RULE_ALBP:
+            c[0] = RULE_MBP
+        for k, pen in ((1, self.pen_x), (2, self.pen_w)):
+            if c[k] == RULE_ALBP and (pen is None or not np.any(pen)):
+                c[k] = RULE_MBP
+        pen = [x in (RULE_IBP, RULE_ALBP) for x in c]
+        if pen[0] and c[0] == RULE_IBP:
+            return None
+        if any(pen[1:]):
+            if self.diagnostics or self.inner.name == "gd":
+                return None
+            if self.inner.name == "newton" and not self._plain_inverses():
+                return None
         return np.array(c, dtype=np.int64)
+
+    def _plain_inverses(self) -> bool:
+        """Every IBP/ALBP state and weight line is a plain inverse (penalty inf)."""
+        for rule, step, pen in ((self.rules[1], self.gam, self.pen_x),
+                                (self.rules[2], self.alp, self.pen_w)):
+            if rule.code == RULE_IBP and not np.all(np.isinf(step)):
+                return False
+            if rule.code == RULE_ALBP and pen is not None and not np.all(
+                    (pen == 0.0) | np.isinf(pen)):
+                return False
+        return True
 
     def penalties(self, T: int):
         """``(pen_x, pen_w)`` as arrays (zeros when not set), shape (T,) each."""

@@ -57,7 +57,8 @@ def test_auglag_kappa0_is_moreau_on_a_network():
     np.testing.assert_allclose(a.direction, m.direction, rtol=1e-12)
 
 
-@pytest.mark.parametrize("which", ["pendulum", "cartpole", "network"])
+@pytest.mark.parametrize("which", ["pendulum", "network", pytest.param(
+    "cartpole", marks=pytest.mark.slow)])   # the cart-pole's penalty pass: ~25 s to compile
 @pytest.mark.parametrize("schedule", ["geometric", "constant"])
 def test_auglag_beta0_is_prox_target_prop(which, schedule, problems):
     # D.4: beta_t = 0 gives Algo 12-13, whose steps prox-target-prop takes from the paper

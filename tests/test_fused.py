@@ -75,9 +75,8 @@ def _both_moreau_passes(ch, w, X, o, JV, use_jv):
     resid = np.empty((w.shape[0] + 1, 2))
     s = o.spec
     b1 = k.f_backward_moreau_paper(w, X, JV, use_jv, s.gam_h, s.gam, s.alp, s.codes, G1, l1)
-    z = np.zeros(w.shape[0])
-    b2 = k.f_backward_moreau(w, X, JV, use_jv, s.gam_h, s.gam, s.alp, z, z, s.codes, 0, 20,
-                             1e-10, True, G2, l2, resid)
+    b2 = k.f_backward_moreau(w, X, JV, use_jv, s.gam_h, s.gam, s.alp, s.codes, 0, 20, 1e-10,
+                             True, G2, l2, resid)
     assert b1 == b2 == -1
     np.testing.assert_array_equal(G1, G2)
     np.testing.assert_array_equal(l1, l2)

@@ -117,7 +117,7 @@ def test_prox_target_prop_at_long_horizons_stays_finite():
     # the geometric schedule's gamma_t underflow to 0 at T = 2000 (1/gamma_t = inf): the
     # early lines then vanish instead of producing NaN (at rest, the torque of the last
     # stage cannot move theta in one Euler step: the last direction is 0 too)
-    p = models.pendulum_swingup(horizon=2000, dt=0.005)
+    p = models.pendulum_swingup(horizon=2000)     # dt = 0.1: the session's compiled stage
     out, _ = ProxTargetPropOracle(p.chain, 1.0, 0.5, kappa=1.0)(np.zeros(2000))
     assert out.failed_stage is None and np.all(np.isfinite(out.direction))
     assert out.direction[0] == 0.0 and out.direction[-2] < 0.0

@@ -22,7 +22,7 @@ import casadi as ca
 import numpy as np
 
 from ..chain import Backward, Chain, Layout, Objective, Stage
-from ..rules import KERNEL_CONSTANTS, RULE_GBP, RULE_MBP, BackwardSpec
+from ..rules import KERNEL_CONSTANTS, RULE_ALBP, RULE_IBP, BackwardSpec
 from .build import build_module
 from .fused import SCALAR_PRIMITIVES, fused_source
 from .inner import ARRAY_PRIMITIVES, inner_source
@@ -250,11 +250,17 @@ class CasadiChain(Chain):
         G = np.empty(self.layout.size)
         lam0 = np.empty(self.nx)
         resid = np.empty((T + 1, 2))
-        pen_x, pen_w = spec.penalties(T)
-        bad = self.kernels.f_backward_moreau(
-            W, X, JV, use_jv, float(spec.gam_h), spec.gam, spec.alp, pen_x, pen_w, codes,
-            spec.inner.code, spec.inner.iters, spec.inner.tol, bool(spec.diagnostics),
-            G.reshape(self._shape_w), lam0, resid)
+        if _has_penalty_lines(spec, codes):
+            pen_x, pen_w = spec.penalties(T)
+            bad = self.kernels.f_backward_pen(
+                W, X, JV, use_jv, float(spec.gam_h), spec.gam, spec.alp, pen_x, pen_w, codes,
+                spec.inner.code, spec.inner.iters, spec.inner.tol, G.reshape(self._shape_w),
+                lam0)
+        else:
+            bad = self.kernels.f_backward_moreau(
+                W, X, JV, use_jv, float(spec.gam_h), spec.gam, spec.alp, codes,
+                spec.inner.code, spec.inner.iters, spec.inner.tol, bool(spec.diagnostics),
+                G.reshape(self._shape_w), lam0, resid)
         return Backward(G, lam0, None if bad < 0 else int(bad),
                         resid if spec.diagnostics else None)
 
@@ -268,8 +274,7 @@ class CasadiChain(Chain):
             return super().forward_backward(self._flat(w), data, spec)
         W = self._W(w)
         # the fast pass has the MBP/GBP lines only (it would read ALBP as MBP)
-        only_mbp = all(c in (RULE_GBP, RULE_MBP) for c in codes) and spec.pen_x is None \
-            and spec.pen_w is None
+        only_mbp = not _has_penalty_lines(spec, codes)
         if spec.inner.name != "paper" or spec.diagnostics:
             cost, X = self.forward(W)
             return cost, X, self._backward_general(W, X, spec, codes, self._jv(False), False)
@@ -289,6 +294,12 @@ class CasadiChain(Chain):
                                         spec.gam, spec.alp, codes, G.reshape(self._shape_w),
                                         lam0)
         return float(cost), X, Backward(G, lam0, None if bad < 0 else int(bad))
+
+
+def _has_penalty_lines(spec: BackwardSpec, codes) -> bool:
+    """Whether the spec needs the IBP/ALBP lines of ``f_backward_pen`` (``codes`` reads an
+    ALBP line without penalty as MBP)."""
+    return any(c in (RULE_IBP, RULE_ALBP) for c in codes)
 
 
 def compile_casadi_chain(stage: ca.Function, objective: ca.Function, x0,

@@ -18,9 +18,10 @@ Generated names (all ``@_jit``; ``w`` is ``(T, NW)``, ``X`` is ``(T+1, NX)``):
 ``f_value_and_gradient(w, x0, X, JV, G, lam0) -> h``           both passes in one call
 ``f_backward_moreau_paper(w, X, JV, use_jv, gam_h, gam, alp,``  Algo 2, inner algorithm of
 ``rules, G, lam0) -> bad``                                     E.2.1 inlined (fast path)
-``f_backward_moreau(..., pen_x, pen_w, rules, inner,``         the same text, inner
-``iters, tol, diagnostics, G, lam0, resid) -> bad``            algorithm chosen at run time,
-                                                               IBP/ALBP lines
+``f_backward_moreau(..., rules, inner, iters, tol,``           the same text, inner
+``diagnostics, G, lam0, resid) -> bad``                        algorithm chosen at run time
+``f_backward_pen(..., alp, pen_x, pen_w, rules, inner,``       the same with the IBP/ALBP
+``iters, tol, G, lam0) -> bad``                                lines (compiled when used)
 =============================================================  ============================
 
 ``bad`` is the first stage (0-based row) whose output is not finite, ``T`` for the
@@ -97,29 +98,19 @@ def _backward_gradient(nx: int, nw: int, njv: int, jac: bool) -> List[str]:
 
 
 def _paper_prox(kind: str, n: int, nx: int, c: str, F0: str, g0: List[str], base: List[str],
-                other: List[str], lam: List[str], out: List[str], pen=None) -> List[str]:
-    """Scalar twin of :func:`moreauctl.rules.paper_step` (same operations, same order).
+                other: List[str], lam: List[str], out: List[str]) -> List[str]:
+    """Scalar twin of ``_paper_prox`` in chain_kernels.py (same operations, same order).
 
     kind "x": subproblem ``c lam^T phi(w, x + y) + |y|^2/2`` (base = x, other = w);
     kind "w": ``c lam^T phi(w + y, x) + |y|^2/2`` (base = w, other = x).
     Writes ``grad env = -y`` into the locals ``out``. The first Goldstein trial (s = 1, taken
     on almost every stage) evaluates the stage and the subproblem gradient together, so the
     Barzilai-Borwein step needs no further stage evaluation when that trial is accepted.
-
-    With ``pen = (cl, cp, qq, tgt, njv, nw)`` (names of scalar locals, ``tgt`` a list of
-    ``nx``; the sizes of the stored values and of ``w``) the subproblem is the IBP/ALBP line's
-    ``cl lam^T phi(..) + cp/2 |phi(..) - tgt|^2 + qq |y|^2/2`` (``c`` unused): its gradient's
-    multiplier depends on ``phi``, so a trial evaluates the stage with its stored values
-    (``_phi_jac_s``) and the gradient is one more VJP, from those values.
     """
     y = _names("y", n)
     z = _names("z", n)
     p = _names("p", nx)
     q = _names("q", n)
-    u = _names("u", nx)
-    if pen is not None:   # (cl, cp, qq, tgt, njv, nw)
-        jv = _names("jp", pen[4])
-        rest = _names("jq", nx if kind == "w" else pen[5])
     if kind == "x":
         args_z = _args(other, z)
         both, value, grad = "_phi_vjp_x_s", "_phi_s", "_vjp_x_s"
@@ -138,13 +129,6 @@ def _paper_prox(kind: str, n: int, nx: int, c: str, F0: str, g0: List[str], base
         L2 = ["sq = 0.0"]
         for yi, zi, bi, gi in zip(y, z, base, g0):
             L2 += [f"{yi} = {scale} {gi}", f"{zi} = {bi} + {yi}", f"sq += {yi} * {yi}"]
-        if pen is not None:
-            cl, cp, qq, tgt = pen[:4]
-            L2 += [f"{_lhs(p + jv)} = _phi_jac_s({args_z})", "v = 0.0"]
-            L2 += [f"v += {cl} * {li} * {pi} + 0.5 * {cp} * ({pi} - {ti}) * ({pi} - {ti})"
-                   for li, pi, ti in zip(lam, p, tgt)]
-            L2 += [f"Fs = v + 0.5 * {qq} * sq"]
-            return L2
         if first:
             L2 += [f"{_lhs(p + q)} = {both}({args_z}, {_args(lam)})"]
         else:
@@ -153,23 +137,12 @@ def _paper_prox(kind: str, n: int, nx: int, c: str, F0: str, g0: List[str], base
         L2 += [f"Fs = {c} * v + 0.5 * sq"]
         return L2
 
-    def pen_grad() -> List[str]:
-        """The raw gradient term J(z)^T (cl lam + cp (phi(z) - tgt)) into q, with the stage
-        value p and its stored values jv at z already computed (a VJP from stored values:
-        no libm call)."""
-        cl, cp, _, tgt = pen[:4]
-        G = [f"{ui} = {cl} * {li} + {cp} * ({pi} - {ti})"
-             for ui, li, pi, ti in zip(u, lam, p, tgt)]
-        lhs = q + rest if kind == "w" else rest + q
-        return G + [f"{_lhs(lhs)} = _vjp_jac_s({args_z}, {_args(jv)}, {_args(u)})"]
-
     def bb_step(s_ok: str) -> List[str]:
         """Barzilai-Borwein step from y = -s_ok g0, with q the stage's raw subproblem
         gradient term at y; writes the outputs."""
         C = ["sy = 0.0", "ss = 0.0"]
         for yi, qi, gi in zip(y, q, g0):
-            grad_i = f"{qi} + {pen[2]} * {yi}" if pen is not None else f"{c} * {qi} + {yi}"
-            C += [f"{yi} = -{s_ok} * {gi}", f"{qi} = {grad_i}",
+            C += [f"{yi} = -{s_ok} * {gi}", f"{qi} = {c} * {qi} + {yi}",
                   f"sy += {yi} * ({qi} - {gi})", f"ss += {yi} * {yi}"]
         C += ["bb = ss / sy if (sy > 0.0 and math.isfinite(sy)) else 0.0"]
         C += [f"{o} = {s_ok} * {gi} + bb * {qi}" for o, gi, qi in zip(out, g0, q)]
@@ -182,7 +155,7 @@ def _paper_prox(kind: str, n: int, nx: int, c: str, F0: str, g0: List[str], base
     # free of the loop's bookkeeping.
     B = trial(True)
     B += [f"if (Fs <= {F0} - 0.25 * gg) and not (Fs < {F0} - 0.75 * gg):"]
-    B += _indent((pen_grad() if pen is not None else []) + bb_step("1.0"), 1)
+    B += _indent(bb_step("1.0"), 1)
     B += ["else:"]
     S = ["lo = 0.0", "hi = math.inf", "s = 1.0", "s_ok = 0.0", "k_ = 0"]
     S += ["while True:"]
@@ -202,13 +175,8 @@ def _paper_prox(kind: str, n: int, nx: int, c: str, F0: str, g0: List[str], base
     S += ["if s_ok == 0.0:"] + _indent([f"{o} = 0.0" for o in out], 1)
     S += ["else:"]
     C = ["if s_ok != 1.0:"]
-    if pen is None:
-        C += _indent([f"{zi} = {bi} - s_ok * {gi}" for zi, bi, gi in zip(z, base, g0)]
-                     + [f"{_lhs(q)} = {grad}({args_z}, {_args(lam)})"], 1)
-    else:
-        # the last trial may not be s_ok: evaluate the stage there
-        C = [f"{zi} = {bi} - s_ok * {gi}" for zi, bi, gi in zip(z, base, g0)]
-        C += [f"{_lhs(p + jv)} = _phi_jac_s({args_z})"] + pen_grad()
+    C += _indent([f"{zi} = {bi} - s_ok * {gi}" for zi, bi, gi in zip(z, base, g0)]
+                 + [f"{_lhs(q)} = {grad}({args_z}, {_args(lam)})"], 1)
     C += bb_step("s_ok")
     S += _indent(C, 1)
     B += _indent(S, 1)
@@ -249,104 +217,157 @@ def _cholesky_solve(n: int, H, rhs: List[str], out: List[str]) -> List[str]:
     return L
 
 
-def _pen_closed(kind: str, n: int, nx: int, wt: List[str], xt: List[str], lam: List[str],
+def _pen_closed(kind: str, n: int, nx: int, nw: int, wt: List[str], xt: List[str],
                 out: List[str]) -> List[str]:
     """The IBP/ALBP line of a stage affine in the variable, in closed form: with the
-    constant Jacobian ``J`` (its rows from ``nx`` VJPs with unit vectors), solve
-    ``(pp J^T J + qq I) y = -(c_lin + pp) J^T lam`` (the plain inverse, ``qq = 0``, is
-    damped by ``1e-12 trace / n`` like the array solver); writes ``-y`` into ``out``."""
-    vjp = "_vjp_x_s" if kind == "x" else "_vjp_w_s"
-    J = [[f"J{i}_{a}" for a in range(n)] for i in range(nx)]
-    L = []
-    for i in range(nx):
-        e = ["1.0" if k == i else "0.0" for k in range(nx)]
-        L += [f"{_lhs(J[i])} = {vjp}({_args(wt, xt, e)})"]
+    constant Jacobian ``J`` (its rows from ``nx`` VJPs with unit vectors, in a loop: one
+    call site of the stage's VJP), solve ``(pp J^T J + qq I) y = -(c_lin + pp) J^T lam``
+    (``lam`` in the array ``lv``; the plain inverse, ``qq = 0``, is damped by
+    ``1e-12 trace / n`` like the array solver); writes ``-y`` into ``out``."""
+    e = _names("e", nx)
+    row = _names("jr", n)
+    rest = _names("jo", nx if kind == "w" else nw)
+    lhs = row + rest if kind == "w" else rest + row
     H = [[f"H{a}_{b}" for b in range(n)] for a in range(n)]
-    for a in range(n):
-        for b in range(a, n):
-            L += [f"{H[a][b]} = pp * (" + " + ".join(f"{J[i][a]} * {J[i][b]}"
-                                                      for i in range(nx)) + ")"]
-            if b > a:
-                L += [f"{H[b][a]} = {H[a][b]}"]
+    jl = _names("jl", n)
+    L = [f"{H[a][b]} = 0.0" for a in range(n) for b in range(a, n)] + [f"{j} = 0.0" for j in jl]
+    loop = [f"{ei} = 1.0 if i_ == {k} else 0.0" for k, ei in enumerate(e)]
+    loop += [f"{_lhs(lhs)} = _vjp_s({_args(wt, xt, e)})"]
+    loop += [f"{H[a][b]} += {row[a]} * {row[b]}" for a in range(n) for b in range(a, n)]
+    loop += [f"{jl[a]} += {row[a]} * lv[i_]" for a in range(n)]
+    L += ["for i_ in range(NX):"] + _indent(loop, 1)
+    L += [f"{H[a][b]} *= pp" for a in range(n) for b in range(a, n)]
+    L += [f"{H[b][a]} = {H[a][b]}" for a in range(n) for b in range(a + 1, n)]
     L += ["if qq == 0.0:", "    qq = 1e-12 * max((" + " + ".join(H[a][a] for a in range(n))
           + f") / {n}, 1e-300)"]
     L += [f"{H[a][a]} += qq" for a in range(n)]
     rhs = _names("r", n)
-    L += [f"{rhs[a]} = -(c_lin + pp) * (" + " + ".join(f"{J[i][a]} * {lam[i]}"
-                                                       for i in range(nx)) + ")"
-          for a in range(n)]
+    L += [f"{rhs[a]} = -(c_lin + pp) * {jl[a]}" for a in range(n)]
     y = _names("ys", n)
     L += _cholesky_solve(n, H, rhs, y)
     L += [f"{o} = -{yi}" for o, yi in zip(out, y)]
     return L
 
 
-def _gauss_newton_inverse(kind: str, n: int, nx: int, njv: int, base: List[str],
-                          other: List[str], tgt: List[str], out: List[str]) -> List[str]:
-    """The plain inverse ``argmin_y |phi(base + y) - tgt|^2/2`` by damped Gauss-Newton steps
-    in scalar locals (``iters`` at most, relative tolerance ``tol``, Armijo backtracking):
-    the scalar twin of :func:`moreauctl.rules.penalty_direction` with inner "newton" and
-    ``c = inf``. Writes ``-y`` into ``out``. Each trial evaluates the stage with its stored
-    values (``_phi_jac_s``), so the Jacobian rows of the next iteration are VJPs from those
-    values (``_vjp_jac_s``: multiply-adds, no libm call)."""
-    y, z, d = _names("yg", n), _names("zg", n), _names("dg", n)
-    g, p, jv = _names("gg", n), _names("pg", nx), _names("jg", njv)
+def _pen_paper_fn(kind: str, nx: int, nw: int, njv: int) -> List[str]:
+    """Body of ``_pen_paper_<kind>``: the inner algorithm "paper" (E.2.1) on an IBP/ALBP
+    line ``c_lin lam^T phi + pp/2 |phi - tgt|^2 + qq |y|^2/2``, the scalar twin of
+    :func:`moreauctl.rules.paper_step` on :func:`~moreauctl.rules.penalty_direction`'s
+    subproblem. A function of its own (not inlined into the passes) with one call site of
+    the stage per use: the Goldstein search evaluates the stage with its stored values
+    (``_phi_jac_s``), the gradient at the accepted step is a VJP from those values."""
+    n = nx if kind == "x" else nw
+    w, x, lam, tgt, g0 = (_names("w", nw), _names("x", nx), _names("l", nx), _names("tg", nx),
+                          _names("g0", n))
+    base, other = (x, w) if kind == "x" else (w, x)
+    y, z, p, jv, u, q = (_names("y", n), _names("z", n), _names("p", nx), _names("jp", njv),
+                         _names("u", nx), _names("q", n))
+    rest = _names("jq", nx if kind == "w" else nw)
     args_z = _args(other, z) if kind == "x" else _args(z, other)
-    J = [[f"Jg{i}_{a}" for a in range(n)] for i in range(nx)]
-    H = [[f"Hg{a}_{b}" for b in range(n)] for a in range(n)]
-    nw = len(other) if kind == "x" else n
-    # _vjp_jac_s returns (gw (nw), gx (nx)): the line's half, the other half discarded
-    rest = _names("jr", nx if kind == "w" else nw)
+    zero, nan = _lhs(["0.0"] * n), _lhs(["math.nan"] * n)
+    L = ["gg = 0.0"] + [f"gg += {a} * {a}" for a in g0]
+    L += ["if not (math.isfinite(gg) and math.isfinite(F0)):", f"    return {nan}",
+          "if gg == 0.0:", f"    return {zero}"]
+
+    def at(s: str) -> List[str]:
+        A = ["sq = 0.0"]
+        for yi, zi, bi, gi in zip(y, z, base, g0):
+            A += [f"{yi} = -{s} * {gi}", f"{zi} = {bi} + {yi}", f"sq += {yi} * {yi}"]
+        return A + [f"{_lhs(p + jv)} = _phi_jac_s({args_z})"]
+    L += ["lo = 0.0", "hi = math.inf", "s = 1.0", "s_ok = 0.0", "done = False",
+          "for k_ in range(30):"]
+    trial = at("s") + ["v = 0.0"]
+    trial += [f"v += c_lin * {li} * {pi} + 0.5 * pp * ({pi} - {ti}) * ({pi} - {ti})"
+              for li, pi, ti in zip(lam, p, tgt)]
+    trial += ["Fs = v + 0.5 * qq * sq",
+              "lo, hi, s, s_ok, done = _goldstein(Fs, F0, s, gg, lo, hi, s_ok)",
+              "if done:", "    break"]
+    L += _indent(trial, 1)
+    L += ["if s_ok == 0.0:", f"    return {zero}"]
+    # the stage at s_ok: the last trial when it was accepted, else evaluate it there
+    L += ["if not done:"] + _indent(at("s_ok"), 1)
+    L += [f"{ui} = c_lin * {li} + pp * ({pi} - {ti})"
+          for ui, li, pi, ti in zip(u, lam, p, tgt)]
+    lhs = q + rest if kind == "w" else rest + q
+    L += [f"{_lhs(lhs)} = _vjp_jac_s({args_z}, {_args(jv)}, {_args(u)})"]
+    L += ["sy = 0.0", "ss = 0.0"]
+    for yi, qi, gi in zip(y, q, g0):
+        L += [f"{yi} = -s_ok * {gi}", f"{qi} = {qi} + qq * {yi}",
+              f"sy += {yi} * ({qi} - {gi})", f"ss += {yi} * {yi}"]
+    L += ["bb = ss / sy if (sy > 0.0 and math.isfinite(sy)) else 0.0"]
+    L += ["return " + _lhs([f"s_ok * {gi} + bb * {qi}" for gi, qi in zip(g0, q)])]
+    return L
+
+
+def _pen_gn_fn(kind: str, nx: int, nw: int, njv: int) -> List[str]:
+    """Body of ``_pen_gn_<kind>``: the plain inverse ``argmin_y |phi(base + y) - tgt|^2/2``
+    by damped Gauss-Newton steps (``iters`` at most, relative tolerance ``tol``, Armijo
+    backtracking, stopping where the predicted decrease is below F's rounding): the scalar
+    twin of :func:`moreauctl.rules.penalty_direction` with inner "newton" and ``c = inf``.
+    Returns ``-y``. The stage is evaluated with its stored values, the Jacobian's rows are
+    VJPs from them with unit vectors, in a loop (one call site)."""
+    n = nx if kind == "x" else nw
+    w, x, tgt = _names("w", nw), _names("x", nx), _names("tg", nx)
+    base, other = (x, w) if kind == "x" else (w, x)
+    y, z, d, g = _names("y", n), _names("z", n), _names("d", n), _names("g", n)
+    p, jv, e, r = _names("p", nx), _names("jp", njv), _names("e", nx), _names("jr", n)
+    rest = _names("jq", nx if kind == "w" else nw)
+    args_z = _args(other, z) if kind == "x" else _args(z, other)
+    H = [[f"H{a}_{b}" for b in range(n)] for a in range(n)]
 
     def value_at(step: str) -> List[str]:
-        V = [f"{zi} = {bi} + ({yi} + {step} * {di})" if step else f"{zi} = {bi} + {yi}"
-             for zi, bi, yi, di in zip(z, base, y, d)]
+        V = [f"{zi} = {bi} + ({yi} + {step} * {di})" for zi, bi, yi, di in zip(z, base, y, d)]
         V += [f"{_lhs(p + jv)} = _phi_jac_s({args_z})", "Fs = 0.0"]
         V += [f"Fs += 0.5 * ({pi} - {ti}) * ({pi} - {ti})" for pi, ti in zip(p, tgt)]
         return V
-
-    L = [f"{yi} = 0.0" for yi in y] + ["gn0 = 0.0"] + value_at("") + ["Fy = Fs"]
-    body = []
-    for i in range(nx):   # J at z (the rows: VJPs with unit vectors)
-        e = ["1.0" if k == i else "0.0" for k in range(nx)]
-        lhs = J[i] + rest if kind == "w" else rest + J[i]
-        body += [f"{_lhs(lhs)} = _vjp_jac_s({args_z}, {_args(jv)}, {_args(e)})"]
-    body += [f"{g[a]} = " + " + ".join(f"{J[i][a]} * ({p[i]} - {tgt[i]})" for i in range(nx))
-             for a in range(n)]
+    L = [f"{v} = 0.0" for v in y + d] + ["gn0 = 0.0", "s = 0.0"] + value_at("s") + ["Fy = Fs"]
+    body = [f"{_lhs(g + rest if kind == 'w' else rest + g)} = "
+            f"_vjp_jac_s({args_z}, {_args(jv)}, "
+            + _args([f"{pi} - {ti}" for pi, ti in zip(p, tgt)]) + ")"]
     body += ["gn = math.sqrt(" + " + ".join(f"{ga} * {ga}" for ga in g) + ")",
              "if it_ == 0:", "    gn0 = gn", "if not (gn > tol * gn0):", "    break"]
-    for a in range(n):
-        for b in range(a, n):
-            body += [f"{H[a][b]} = " + " + ".join(f"{J[i][a]} * {J[i][b]}" for i in range(nx))]
-            if b > a:
-                body += [f"{H[b][a]} = {H[a][b]}"]
+    body += [f"{H[a][b]} = 0.0" for a in range(n) for b in range(a, n)]
+    loop = [f"{ei} = 1.0 if i_ == {k} else 0.0" for k, ei in enumerate(e)]
+    loop += [f"{_lhs(r + rest if kind == 'w' else rest + r)} = "
+             f"_vjp_jac_s({args_z}, {_args(jv)}, {_args(e)})"]
+    loop += [f"{H[a][b]} += {r[a]} * {r[b]}" for a in range(n) for b in range(a, n)]
+    body += ["for i_ in range(NX):"] + _indent(loop, 1)
+    body += [f"{H[b][a]} = {H[a][b]}" for a in range(n) for b in range(a + 1, n)]
     body += ["dmp = 1e-12 * max((" + " + ".join(H[a][a] for a in range(n)) + f") / {n}, 1e-300)"]
     body += [f"{H[a][a]} += dmp" for a in range(n)]
     body += _cholesky_solve(n, H, [f"-{ga}" for ga in g], d)
     body += ["if not ok:"] + _indent([f"{di} = -{ga}" for di, ga in zip(d, g)], 1)
-    # stop where the predicted decrease is below F's rounding (no line search can succeed)
     body += ["slope = " + " + ".join(f"{ga} * {di}" for ga, di in zip(g, d)),
              "if not (-slope > 1e-15 * abs(Fy)):", "    break",
              "s = 1.0", "accepted = False", "for k_ in range(50):"]
     body += _indent(value_at("s") + ["if Fs <= Fy + 1e-4 * s * slope:", "    accepted = True",
                                      "    break", "s *= 0.5"], 1)
     body += ["if not accepted:", "    break", "Fy = Fs"]
-    body += [f"{yi} = {yi} + s * {di}" for yi, di in zip(y, d)]
-    # the point of the next iteration: the accepted trial's z and p are there already
+    body += [f"{yi} = {yi} + s * {di}" for yi, di in zip(y, d)]   # z, p, jv are there
     L += ["for it_ in range(iters):"] + _indent(body, 1)
-    L += [f"{o} = -{yi}" for o, yi in zip(out, y)]
+    L += ["return " + _lhs([f"-{yi}" for yi in y])]
     return L
 
 
-def _pen_or(rule: str, pens: str, kind: str, n: int, nx: int, njv: int, c: str,
-            affine: bool, out: List[str], col: int, lam: List[str], g_raw: List[str],
-            wt: List[str], xt: List[str], other: List[str]) -> List[str]:
+def _pen_paper_signature(kind: str, nx: int, nw: int) -> str:
+    n = nx if kind == "x" else nw
+    args = _args(_names("w", nw), _names("x", nx), _names("l", nx), _names("tg", nx),
+                 _names("g0", n))
+    return f"_pen_paper_{kind}({args}, c_lin, pp, qq, F0)"
+
+
+def _pen_or(rule: str, pens: str, kind: str, n: int, nx: int, nw: int, c: str,
+            affine: bool, out: List[str], lam: List[str], g_raw: List[str], wt: List[str],
+            xt: List[str], other: List[str]) -> List[str]:
     """One IBP/ALBP line of the general pass when the rule asks for it, else the MBP/GBP
     lines ``other``. IBP takes the line's step ``c`` as its penalty; ALBP takes ``c`` as the
     step of its linear term and ``pens[t]`` as the penalty, and is MBP where that penalty is
     0. Affine lines are solved in closed form (:func:`_pen_closed`), the others by the inner
-    algorithm: "paper" in scalar locals (:func:`_paper_prox`), "gd"/"newton" by the array
-    solver ``_pen_line`` of :mod:`.inner`. ``g_raw`` are the stage's VJP ``J^T lam``."""
+    algorithm "paper" (``_pen_paper_<kind>``, :func:`_pen_paper_fn`) or, for the plain
+    inverse with "newton", Gauss-Newton (``_pen_gn_<kind>``, :func:`_pen_gn_fn`). Specs
+    needing anything else (inner "gd", Newton on a regularized inverse, diagnostics) run
+    the Python pass (:attr:`moreauctl.rules.BackwardSpec.codes`). ``g_raw`` are the
+    stage's VJP ``J^T lam``."""
     L = [f"if {rule} == RULE_IBP or ({rule} == RULE_ALBP and {pens}[t] != 0.0):"]
     tgt = _names("tg", nx)
     body = [f"c_lin = 0.0 if {rule} == RULE_IBP else {c}",
@@ -354,32 +375,19 @@ def _pen_or(rule: str, pens: str, kind: str, n: int, nx: int, njv: int, c: str,
             "pp = c_pen", "qq = 1.0",
             "if math.isinf(c_pen):", "    pp = 1.0", "    qq = 0.0"]
     body += [f"{ti} = X[t + 1, {i}] - {li}" for i, (ti, li) in enumerate(zip(tgt, lam))]
-    pack = [f"lp[{i}] = {li}" for i, li in enumerate(lam)]
-    pack += [f"lp[NX + {i}] = {ti}" for i, ti in enumerate(tgt)]
-    pack += ["lp[2 * NX] = pp", "lp[2 * NX + 1] = qq"]
-    code = "KIND_PX" if kind == "x" else "KIND_PW"
     if affine:
-        body += _pen_closed(kind, n, nx, wt, xt, lam, out)
-    else:
-        g0 = _names("g0", n)
-        base, oth = (xt, wt) if kind == "x" else (wt, xt)
-        paper = [f"{gi} = (c_lin + pp) * {ri}" for gi, ri in zip(g0, g_raw)]
-        # F(0), evaluated like the trials evaluate F (phi(base) = X[t + 1])
-        paper += ["F0p = 0.0"]
-        paper += [f"F0p += c_lin * {li} * X[t + 1, {i}] + 0.5 * pp * (X[t + 1, {i}] - {ti}) * "
-                  f"(X[t + 1, {i}] - {ti})" for i, (li, ti) in enumerate(zip(lam, tgt))]
-        paper += _paper_prox(kind, n, nx, "", "F0p", g0, base, oth, lam, out,
-                             pen=("c_lin", "pp", "qq", tgt, njv, len(wt)))
-        arr = pack + [f"_pen_line({code}, c_lin, c_pen, wv, xv, lp, {n}, False, inner, iters, "
-                      f"tol, y, buf)"] + [f"{o} = -y[{i}]" for i, o in enumerate(out)]
-        gn = _gauss_newton_inverse(kind, n, nx, njv, base, oth, tgt, out)
-        body += ["if inner == INNER_PAPER:"] + _indent(paper, 1)
-        body += ["elif inner == INNER_NEWTON and qq == 0.0:"] + _indent(gn, 1)
-        body += ["else:"] + _indent(arr, 1)
-    body += ["if diagnostics:"]
-    body += _indent(pack + [f"y[{i}] = -{o}" for i, o in enumerate(out)]
-                    + [f"resid[t, {col}] = _residual({code}, c_lin, wv, xv, lp, y, {n}, buf)"],
-                    1)
+        return L + _indent(body + _pen_closed(kind, n, nx, nw, wt, xt, out), 1) + \
+            ["else:"] + _indent(other, 1)
+    g0 = _names("g0", n)
+    paper = [f"{gi} = (c_lin + pp) * {ri}" for gi, ri in zip(g0, g_raw)]
+    # F(0), evaluated like the trials evaluate F (phi(base) = X[t + 1])
+    paper += ["F0p = 0.0"]
+    paper += [f"F0p += c_lin * {li} * X[t + 1, {i}] + 0.5 * pp * (X[t + 1, {i}] - {ti}) * "
+              f"(X[t + 1, {i}] - {ti})" for i, (li, ti) in enumerate(zip(lam, tgt))]
+    paper += [f"{_lhs(out)} = _pen_paper_{kind}({_args(wt, xt, lam, tgt, g0)}, c_lin, pp, "
+              f"qq, F0p)"]
+    gn = [f"{_lhs(out)} = _pen_gn_{kind}({_args(wt, xt, tgt)}, iters, tol)"]
+    body += ["if inner == INNER_PAPER:"] + _indent(paper, 1) + ["else:"] + _indent(gn, 1)
     return L + _indent(body, 1) + ["else:"] + _indent(other, 1)
 
 
@@ -400,15 +408,17 @@ def _residual_lines(kind: str, n: int, c: str, out: List[str], col: int) -> List
 
 
 def _backward_moreau(nx: int, nw: int, njv: int, store: bool, affine_w: bool,
-                     affine_x: bool, quad_h: bool, general: bool) -> List[str]:
+                     affine_x: bool, quad_h: bool, general: bool,
+                     pen: bool = False) -> List[str]:
     """Body of the Moreau backward pass (Algo 2, rescaled as in E.2.1).
 
     ``general=False`` gives the "paper" pass (the inner algorithm of E.2.1 inlined in scalar
     locals, no diagnostics): the fast path. ``general=True`` adds, from the same text, the
     runtime choice of the inner algorithm (``inner``: "paper" inlined, "gd"/"newton" through
-    the array solver ``_prox``), the residuals of every subproblem (``diagnostics``) and
-    the IBP/ALBP lines (array solver ``_pen_line``; the callers send specs with those rules
-    to this pass only: the fast pass reads ALBP as MBP and has no IBP line).
+    the array solver ``_prox``) and the residuals of every subproblem (``diagnostics``).
+    ``pen=True`` (with ``general``) adds the IBP/ALBP state and weight lines
+    (:func:`_pen_or`): a pass of its own, compiled only when an oracle with those rules runs
+    (the others read ALBP as MBP and have no IBP line; the callers route the specs).
     """
     lam = _names("l", nx)
     nxt = _names("n", nx)
@@ -426,7 +436,6 @@ def _backward_moreau(nx: int, nw: int, njv: int, store: bool, affine_w: bool,
            "one = np.empty(1)"]
     if general:
         out += ["wv = np.empty(NW)", "xv = np.empty(NX)", "lv = np.empty(NX)", "gv = np.empty(m)",
-                "lp = np.empty(2 * NX + 2)",
                 "for t in range(T + 1):",
                 "    resid[t, 0] = np.nan",
                 "    resid[t, 1] = np.nan"]
@@ -438,18 +447,6 @@ def _backward_moreau(nx: int, nw: int, njv: int, store: bool, affine_w: bool,
             "if rules[0] == RULE_GBP:",
             "    for i in range(NX):",
             "        lamv[i] = gxv[i]"]
-    if general:
-        # IBP on h with lam = 1 (the short paper's BP(h)(x_T, 1)): target h(x_T) - 1
-        out += ["elif rules[0] == RULE_IBP:",
-                "    _h(xT, one)",
-                "    lp[0] = 1.0",
-                "    lp[NX] = one[0] - 1.0",
-                "    _pen_line(KIND_PH, 0.0, gam_h, wv, xT, lp, NX, False, inner, iters, tol, "
-                "y, buf)",
-                "    for i in range(NX):",
-                "        lamv[i] = -y[i]",
-                "    if diagnostics:",
-                "        resid[T, 0] = _residual(KIND_PH, 0.0, wv, xT, lp, y, NX, buf)"]
     out += ["else:",
             "    _h(xT, one)"]
     if general:
@@ -502,19 +499,19 @@ def _backward_moreau(nx: int, nw: int, njv: int, store: bool, affine_w: bool,
 
     scale_w = [f"{g} *= a" for g in gw]
     line_w = _mbp_or_gbp(affine_w, "mbp_w", gt, gw, prox("w", nw, "a", gw, wt, xt, gt, 1))
-    if general:   # the penalty lines read the raw VJP: scale it in the other branch
+    if pen:   # the penalty lines read the raw VJP: scale it in the other branch
         body += ["a = alp[t]"]
-        body += _pen_or("rules[2]", "pen_w", "w", nw, nx, njv, "a", affine_w, gt, 1, lam, gw,
-                        wt, xt, scale_w + line_w)
+        body += _pen_or("rules[2]", "pen_w", "w", nw, nx, nw, "a", affine_w, gt, lam, gw, wt,
+                        xt, scale_w + line_w)
     else:
         body += ["a = alp[t]"] + scale_w + line_w
     body += [f"G[t, {i}] = {g}" for i, g in enumerate(gt)]
     scale_x = [f"{g} *= c" for g in gx]
     line_x = _mbp_or_gbp(affine_x, "mbp_x", nxt, gx, prox("x", nx, "c", gx, xt, wt, nxt, 0))
-    if general:
+    if pen:
         body += ["c = gam[t]"]
-        body += _pen_or("rules[1]", "pen_x", "x", nx, nx, njv, "c", affine_x, nxt, 0, lam, gx,
-                        wt, xt, scale_x + line_x)
+        body += _pen_or("rules[1]", "pen_x", "x", nx, nx, nw, "c", affine_x, nxt, lam, gx, wt,
+                        xt, scale_x + line_x)
     else:
         body += ["c = gam[t]"] + scale_x + line_x
     ok = " and ".join([f"math.isfinite({v})" for v in nxt + gt])
@@ -572,6 +569,14 @@ def fused_source(flags: Dict[str, object]) -> str:
     parts.append(_def("f_value_and_gradient(w, x0, X, JV, G, lam0)",
                       "Forward and gradient backward pass in one call (JV is scratch of "
                       "shape (T, NJV), unused when STORE_JAC is False).", vg))
+    for kind in ("x", "w"):
+        parts.append(_def(_pen_paper_signature(kind, nx, nw),
+                          f"The paper inner algorithm on an IBP/ALBP {kind}-line (f_backward_pen).",
+                          _pen_paper_fn(kind, nx, nw, njv)))
+        args = _args(_names("w", nw), _names("x", nx), _names("tg", nx))
+        parts.append(_def(f"_pen_gn_{kind}({args}, iters, tol)",
+                          f"Gauss-Newton plain inverse of a {kind}-line (f_backward_pen).",
+                          _pen_gn_fn(kind, nx, nw, njv)))
     moreau = (nx, nw, njv, store, bool(flags["AFFINE_W"]), bool(flags["AFFINE_X"]),
               bool(flags["QUAD_H"]))
     parts.append(_def(
@@ -582,12 +587,21 @@ def fused_source(flags: Dict[str, object]) -> str:
         "for the objective, or -1.",
         _backward_moreau(*moreau, general=False)))
     parts.append(_def(
-        "f_backward_moreau(w, X, JV, use_jv, gam_h, gam, alp, pen_x, pen_w, rules, inner, "
-        "iters, tol, diagnostics, G, lam0, resid)",
+        "f_backward_moreau(w, X, JV, use_jv, gam_h, gam, alp, rules, inner, iters, tol, "
+        "diagnostics, G, lam0, resid)",
         "f_backward_moreau_paper with the inner algorithm chosen at run time (inner, iters, "
-        "tol), the IBP and ALBP lines (pen_x, pen_w (T,): the ALBP penalties) and, with "
-        "diagnostics, the residual |grad F| of every subproblem in resid "
+        "tol) and, with diagnostics, the residual |grad F| of every subproblem in resid "
         "(T+1, 2): column 0 the state line (row T: the objective), column 1 the weight "
         "line, NaN where a closed form or the gradient rule was used.",
         _backward_moreau(*moreau, general=True)))
+    parts.append(_def(
+        "f_backward_pen(w, X, JV, use_jv, gam_h, gam, alp, pen_x, pen_w, rules, inner, "
+        "iters, tol, G, lam0)",
+        "f_backward_moreau without diagnostics, with the IBP and ALBP state and weight lines "
+        "(pen_x, pen_w (T,): the ALBP penalties; inner \"paper\", or Gauss-Newton on plain "
+        "inverses).",
+        # the general text writes resid's NaN rows up front: give it room (numba does not
+        # check bounds)
+        ["diagnostics = False", "resid = np.empty((w.shape[0] + 1, 2))"]
+        + _backward_moreau(*moreau, general=True, pen=True)))
     return "\n\n".join(parts)

@@ -20,21 +20,6 @@ with ``F(y) = c f(base + y) + |y|^2/2`` and the kinds of :mod:`moreauctl.rules`
 (``KIND_H``: ``f = h``, base ``x``; ``KIND_X``: ``f = lam^T phi(w, .)``, base ``x``;
 ``KIND_W``: ``f = lam^T phi(., x)``, base ``w``). ``grad env(c f)(base) = -y``.
 
-The penalty kinds of the IBP and ALBP lines (``KIND_PH``: ``f = h`` with a (1,) output;
-``KIND_PX``: ``f = phi(w, .)``; ``KIND_PW``: ``f = phi(., x)``) solve
-``F(y) = c lam^T f(base + y) + p/2 |f(base + y) - tgt|^2 + q |y|^2/2``; their ``lam``
-argument is the packed array ``(lam (NX), tgt (NX), p, q)`` of ``2 NX + 2`` entries (only the
-first entry of each half for ``KIND_PH``), filled by :func:`_pen_line`:
-
-=====================================================  =====================================
-``_pen_line(kind, c, pen, w, x, lp, n, affine, inner,``  an IBP/ALBP line (``pen = inf``: the
-``iters, tol, y, buf)``                                 plain inverse, ``p = 1, q = 0``); an
-                                                        affine line is one Newton step (exact)
-=====================================================  =====================================
-
-Scratch ``buf`` has 10 rows of ``m * m + 3 m + 2`` entries (``m = max(NX, NW)``); the
-penalty kinds keep ``f`` and its multiplier in the tail of row 3.
-
 The text expects, in the generated module: ``NX, NW, QUAD_H``, the codes of
 :data:`moreauctl.rules.KERNEL_CONSTANTS`, and the array primitives ``_phi(w, x, out)``,
 ``_vjp_x(w, x, lam, out)``, ``_vjp_w(w, x, lam, out)``, ``_h(x, out)``, ``_h_grad(x, out)``,
@@ -56,64 +41,11 @@ from moreauctl._kernels.linalg import dot as _dot
 
 
 @_jit
-def _pen_map(kind, w, x, y, z, out):
-    """f(base + y) of a penalty kind into out (NX entries; 1 for KIND_PH). z: scratch."""
-    if kind == KIND_PW:
-        for i in range(NW):
-            z[i] = w[i] + y[i]
-        _phi(z, x, out)
-    else:
-        for i in range(NX):
-            z[i] = x[i] + y[i]
-        if kind == KIND_PH:
-            _h(z, out)
-        else:
-            _phi(w, z, out)
-
-
-@_jit
-def _pen_mult(kind, c, w, x, lp, y, z):
-    """Evaluate f(base + y) into z[M:M+m] and the multiplier u = c lam + p (f - tgt) into
-    z[M+NX:M+NX+m] (M = max(NX, NW), the base point's room); returns m, the output size."""
-    M = max(NX, NW)
-    m = 1 if kind == KIND_PH else NX
-    f = z[M:M + NX]
-    _pen_map(kind, w, x, y, z, f)
-    pp = lp[2 * NX]
-    for i in range(m):
-        z[M + NX + i] = c * lp[i] + pp * (f[i] - lp[NX + i])
-    return m
-
-
-@_jit
-def _pen_vjp(kind, w, x, u, z, out):
-    """(df/dbase)^T u at the point in z (as _pen_map left it) into out."""
-    if kind == KIND_PH:
-        _h_grad(z, out)
-        for i in range(NX):
-            out[i] *= u[0]
-    elif kind == KIND_PX:
-        _vjp_x(w, z, u, out)
-    else:
-        _vjp_w(z, x, u, out)
-
-
-@_jit
 def _sub_value(kind, c, w, x, lam, y, n, z, p, one):
     """F(y) of the subproblem `kind`. z, p, one: scratch."""
     sq = 0.0
     for i in range(n):
         sq += y[i] * y[i]
-    if kind >= KIND_PH:
-        m = 1 if kind == KIND_PH else NX
-        _pen_map(kind, w, x, y, z, p)
-        lin = 0.0
-        pen = 0.0
-        for i in range(m):
-            lin += lam[i] * p[i]
-            r = p[i] - lam[NX + i]
-            pen += r * r
-        return c * lin + 0.5 * lam[2 * NX] * pen + 0.5 * lam[2 * NX + 1] * sq
     if kind == KIND_H:
         for i in range(NX):
             z[i] = x[i] + y[i]
@@ -139,14 +71,6 @@ def _sub_value(kind, c, w, x, lam, y, n, z, p, one):
 @_jit
 def _sub_grad(kind, c, w, x, lam, y, n, z, out):
     """grad F(y) of the subproblem `kind` into out[:n]."""
-    if kind >= KIND_PH:
-        M = max(NX, NW)
-        _pen_mult(kind, c, w, x, lam, y, z)
-        _pen_vjp(kind, w, x, z[M + NX:M + 2 * NX], z, out)
-        q = lam[2 * NX + 1]
-        for i in range(n):
-            out[i] += q * y[i]
-        return
     if kind == KIND_H:
         for i in range(NX):
             z[i] = x[i] + y[i]
@@ -165,45 +89,7 @@ def _sub_grad(kind, c, w, x, lam, y, n, z, out):
 
 @_jit
 def _sub_hess(kind, c, w, x, lam, y, n, z, H):
-    """Hessian of the subproblem `kind` at y into H[:n*n] (column-major). For the penalty
-    kinds: p J^T J + hess(u^T f) + q I, J from m VJPs with unit vectors; for the plain
-    inverse (q = 0) Gauss-Newton, J^T J + 1e-12 trace(J^T J)/n I."""
-    if kind >= KIND_PH:
-        M = max(NX, NW)
-        m = _pen_mult(kind, c, w, x, lam, y, z)
-        u = z[M + NX:M + 2 * NX]
-        q = lam[2 * NX + 1]
-        if q == 0.0:
-            # the plain inverse: Gauss-Newton, damped below (twin of rules.penalty_direction)
-            for k in range(n * n):
-                H[k] = 0.0
-        elif kind == KIND_PH:
-            _h_hess(z, H)
-            for k in range(n * n):
-                H[k] *= u[0]
-        elif kind == KIND_PX:
-            _hess_xx(w, z, u, H)
-        else:
-            _hess_ww(z, x, u, H)
-        e = z[M:M + NX]
-        row = z[M + 2 * NX:M + 2 * NX + n]
-        pp = lam[2 * NX]
-        for i in range(m):
-            for k in range(m):
-                e[k] = 0.0
-            e[i] = 1.0
-            _pen_vjp(kind, w, x, e, z, row)
-            for a in range(n):
-                for b in range(n):
-                    H[a * n + b] += pp * row[a] * row[b]
-        if q == 0.0:
-            tr = 0.0
-            for i in range(n):
-                tr += H[i * n + i]
-            q = 1e-12 * max(tr / n, 1e-300)
-        for i in range(n):
-            H[i * n + i] += q
-        return
+    """Hessian of the subproblem `kind` at y into H[:n*n] (column-major)."""
     if kind == KIND_H:
         for i in range(NX):
             z[i] = x[i] + y[i]
@@ -225,7 +111,8 @@ def _sub_hess(kind, c, w, x, lam, y, n, z, H):
 @_jit_inline
 def _goldstein(Fs, F0, s, gg, lo, hi, s_ok):
     """One decision of E.2.1's Goldstein search on the trial step s (constants 1/4, 3/4;
-    the bracket [lo, hi] grows from 1): returns (lo, hi, next s, last acceptable s, done)."""
+    the bracket [lo, hi] grows from 1): returns (lo, hi, next s, last acceptable s, done).
+    Shared with the IBP/ALBP lines of :mod:`moreauctl.codegen.fused`."""
     if not (Fs <= F0 - 0.25 * s * gg):      # too long (or NaN): shrink
         return lo, s, 0.5 * (lo + s), s_ok, False
     if Fs < F0 - 0.75 * s * gg:             # too short: grow
@@ -285,69 +172,6 @@ def _paper_prox_h(c, x, F0, g0, out, z, p, g1):
 
 
 @_jit
-def _paper_prox_pen(kind, c, w, x, lam, n, F0, g0, y, buf):
-    """Inner algorithm "paper" (E.2.1) on a penalty subproblem: the search of
-    _paper_prox_h on F of any kind, then one Barzilai-Borwein step; the solution goes to
-    y[:n]."""
-    yt = buf[2]
-    z = buf[3]
-    p = buf[4]
-    one = buf[5]
-    g1 = buf[8]
-    gg = _dot(g0, g0, n)
-    for i in range(n):
-        y[i] = 0.0
-    if gg == 0.0:
-        return
-    lo = 0.0
-    hi = np.inf
-    s = 1.0
-    s_ok = 0.0
-    for _ in range(30):
-        for i in range(n):
-            yt[i] = -s * g0[i]
-        Fs = _sub_value(kind, c, w, x, lam, yt, n, z, p, one)
-        lo, hi, s, s_ok, done = _goldstein(Fs, F0, s, gg, lo, hi, s_ok)
-        if done:
-            break
-    if s_ok == 0.0:
-        return
-    for i in range(n):
-        yt[i] = -s_ok * g0[i]
-    _sub_grad(kind, c, w, x, lam, yt, n, z, g1)
-    sy = 0.0
-    ss = 0.0
-    for i in range(n):
-        sy += yt[i] * (g1[i] - g0[i])
-        ss += yt[i] * yt[i]
-    bb = ss / sy if (sy > 0.0 and math.isfinite(sy)) else 0.0
-    for i in range(n):
-        y[i] = yt[i] - bb * g1[i]
-
-
-@_jit
-def _pen_line(kind, c, pen, w, x, lp, n, affine, inner, iters, tol, y, buf):
-    """An IBP/ALBP line: y[:n] = argmin c lam^T f + p/2 |f - tgt|^2 + q |y|^2/2 with lam and
-    tgt already in lp[:2 NX]; pen = inf is the plain inverse (p = 1, q = 0). An affine line
-    is quadratic: one Newton step solves it exactly."""
-    if math.isinf(pen):
-        lp[2 * NX] = 1.0
-        lp[2 * NX + 1] = 0.0
-    else:
-        lp[2 * NX] = pen
-        lp[2 * NX + 1] = 1.0
-    g0 = buf[9]
-    for i in range(n):
-        y[i] = 0.0
-    F0 = _sub_value(kind, c, w, x, lp, y, n, buf[3], buf[4], buf[5])
-    _sub_grad(kind, c, w, x, lp, y, n, buf[3], g0)
-    if affine:
-        _prox(kind, c, w, x, lp, n, F0, g0, INNER_NEWTON, 1, 0.0, y, buf)
-    else:
-        _prox(kind, c, w, x, lp, n, F0, g0, inner, iters, tol, y, buf)
-
-
-@_jit
 def _prox(kind, c, w, x, lam, n, F0, g0, inner, iters, tol, y, buf):
     """Approximately solve min_y F(y) from y = 0 with the inner algorithm `inner` ("gd" or
     "newton"; "paper" only for KIND_H: the state and weight lines inline it).
@@ -375,9 +199,6 @@ def _prox(kind, c, w, x, lam, n, F0, g0, inner, iters, tol, y, buf):
             y[i] = np.nan
         return
     if inner == INNER_PAPER:
-        if kind >= KIND_PH:
-            _paper_prox_pen(kind, c, w, x, lam, n, F0, g0, y, buf)
-            return
         _paper_prox_h(c, x, F0, g0, y, z, p, d)
         for i in range(n):
             y[i] = -y[i]
