@@ -59,6 +59,11 @@ class Layout:
         ``((16, 64), (16,))`` for a dense layer's ``(W, b)``, ``((1,),)`` for a scalar
         control. Stage ``t`` owns ``w[offsets[t]:offsets[t+1]]``, its arrays stored one after
         the other in C order.
+    dtype : numpy dtype, optional
+        Floating type of the flat vector: float64 (default, every control chain) or float32
+        (networks trained in single precision, ``nn.Classification(..., dtype="float32")``).
+        :meth:`pack` converts to it, so every iterate, direction and optimizer state of a
+        run follows it.
 
     Notes
     -----
@@ -66,7 +71,11 @@ class Layout:
     is the free view ``w.reshape(T, nw)`` and whose :meth:`pack` accepts ``(T, nw)``.
     """
 
-    def __init__(self, shapes: Sequence[Sequence[Shape]], *, uniform: bool = False):
+    def __init__(self, shapes: Sequence[Sequence[Shape]], *, uniform: bool = False,
+                 dtype=np.float64):
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.dtype(np.float64), np.dtype(np.float32)):
+            raise ValueError(f"dtype must be float64 or float32; got {self.dtype}")
         self.shapes: Tuple[Tuple[Shape, ...], ...] = tuple(
             tuple(tuple(int(d) for d in s) for s in stage) for stage in shapes)
         sizes = [sum(int(np.prod(s)) for s in st) for st in self.shapes]
@@ -89,7 +98,7 @@ class Layout:
         return int(self.offsets[-1])
 
     def zeros(self) -> np.ndarray:
-        return np.zeros(self.size)
+        return np.zeros(self.size, dtype=self.dtype)
 
     def segment(self, w: np.ndarray, t: int) -> np.ndarray:
         """Stage ``t``'s flat parameters, a view of ``w``."""
@@ -112,8 +121,8 @@ class Layout:
         return [self.stage_arrays(self.segment(w, t), t) for t in range(self.T)]
 
     def pack(self, params, what: str = "w") -> np.ndarray:
-        """A new flat float64 vector from per-stage parameters (the inverse of
-        :meth:`unpack`), validated: shapes must match and entries be finite.
+        """A new flat vector (of the layout's dtype) from per-stage parameters (the inverse
+        of :meth:`unpack`), validated: shapes must match and entries be finite.
 
         Accepts the flat vector itself, ``(T, nw)`` (uniform layouts; also ``(T,)`` when
         ``nw == 1``) or a sequence of ``T`` tuples of arrays.
@@ -123,9 +132,9 @@ class Layout:
         else:
             arr = _as_float_array(params, what)
             if arr.shape == (self.size,):
-                flat = arr.copy()
+                flat = arr.astype(self.dtype, copy=True)
             elif self.uniform and arr.shape == (self.T, int(self.sizes[0])):
-                flat = arr.reshape(-1).copy()
+                flat = arr.reshape(-1).astype(self.dtype, copy=True)
             else:
                 raise ValueError(f"{what} has shape {arr.shape}; expected {self.describe()}")
         _check_finite(flat, what)
@@ -135,7 +144,7 @@ class Layout:
         params = list(params)
         if len(params) != self.T:
             raise ValueError(f"{what} has {len(params)} stages; expected T = {self.T}")
-        flat = np.empty(self.size)
+        flat = np.empty(self.size, dtype=self.dtype)
         for t, (p, shapes) in enumerate(zip(params, self.shapes)):
             arrays = p if isinstance(p, (tuple, list)) else (p,)
             if len(arrays) != len(shapes):
@@ -163,10 +172,11 @@ class Layout:
         return f"{self.T} stages with parameter shapes {[list(s) for s in self.shapes]}"
 
     def __eq__(self, other):
-        return isinstance(other, Layout) and self.shapes == other.shapes
+        return (isinstance(other, Layout) and self.shapes == other.shapes
+                and self.dtype == other.dtype)
 
     def __hash__(self):
-        return hash(self.shapes)
+        return hash((self.shapes, self.dtype.str))
 
     def __repr__(self):
         return f"Layout(n={self.size}, {self.describe()})"
@@ -189,10 +199,15 @@ class Stage:
     """One stage ``x_t = phi_t(w_t, x_{t-1})``; ``w_t`` is the stage's flat parameter segment.
 
     Subclasses implement :meth:`forward` and :meth:`vjp` (and may override ``vjp_w`` /
-    ``vjp_x`` when one half is cheaper alone). A stage may also define
+    ``vjp_x`` when one half is cheaper alone, and :meth:`vjp_with_output` when knowing the
+    output ``y = phi(w, x)`` saves work, as for a layer whose activation's derivative is a
+    function of its output). A stage may also define
 
     - ``hess_x(w, x, lam) -> (m, m)`` and ``hess_w(w, x, lam) -> (nw, nw)``: Hessians of
       ``lam^T phi`` (the Newton inner solver of the Moreau rule);
+    - ``moreau_grad_x(w, x, lam, c)``: a closed form of the state line's
+      ``grad env(c lam^T phi(w, .))(x)`` (the Moreau rule uses it instead of the inner
+      algorithm; e.g. an element-wise ReLU);
     - ``prox_w``, ``prox_x``...: closed forms for rules that need them (later oracles).
 
     Attributes
@@ -219,6 +234,11 @@ class Stage:
     def vjp(self, w: np.ndarray, x: np.ndarray, lam: np.ndarray):
         """``(dphi/dw^T lam, dphi/dx^T lam)``: shapes ``(nw,)`` and that of ``x``."""
         raise NotImplementedError
+
+    def vjp_with_output(self, w: np.ndarray, x: np.ndarray, y: np.ndarray, lam: np.ndarray):
+        """:meth:`vjp` when the caller also has ``y = phi(w, x)`` (the gradient pass stores
+        every state); the default ignores ``y``."""
+        return self.vjp(w, x, lam)
 
     def vjp_w(self, w, x, lam) -> np.ndarray:
         return self.vjp(w, x, lam)[0]
@@ -459,14 +479,14 @@ class Chain:
 
         Returns
         -------
-        G : ndarray, shape (n,)
+        G : ndarray, shape (n,), of ``w``'s dtype
         lam0 : costate of ``x_0``
         """
-        G = np.empty(self.layout.size)
+        G = np.empty(self.layout.size, dtype=w.dtype)
         lam = self.h.grad(X[-1], data)
         for t in range(self.horizon - 1, -1, -1):
             wt = self.layout.segment(w, t)
-            gw, lam = self.stages[t].vjp(wt, X[t], lam)
+            gw, lam = self.stages[t].vjp_with_output(wt, X[t], X[t + 1], lam)
             seg = self.layout.segment(G, t)
             seg[:] = np.ravel(gw)
             if self.regularizer is not None:
@@ -486,7 +506,7 @@ class Chain:
         stage whose output is not finite."""
         o_rule, x_rule, w_rule = spec.rules
         T = self.horizon
-        G = np.full(self.layout.size, np.nan)
+        G = np.full(self.layout.size, np.nan, dtype=w.dtype)
         lam = o_rule.objective(self.h, X[T], data, spec.gam_h, spec.inner)
         lams = [None] * (T + 1) if spec.diagnostics else None
         resid = np.full((T + 1, 2), np.nan) if spec.diagnostics else None

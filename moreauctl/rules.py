@@ -14,7 +14,8 @@ The rules (short paper, Sec. 3; long paper, Algo 1-5):
 ``MBP`` (Moreau back-propagation)
     ``R(f)(z; c) = grad env(c f)(z) = -argmin_y c f(z + y) + |y|^2 / 2``, solved inexactly by
     an inner algorithm (:class:`Inner`); exact (and equal to GBP) when ``f`` is linear, as
-    for a stage affine in the variable; one Newton step when ``f`` is quadratic.
+    for a stage affine in the variable; one Newton step when ``f`` is quadratic; a closed
+    form when the objective has ``moreau_grad`` or the stage ``moreau_grad_x``.
 
 Mixing rules per line gives the family of the short paper (e.g. ProxProp is GBP on lines
 2 and 4 and an inversion rule on line 5).
@@ -271,6 +272,9 @@ class _MBP(Rule):
     def states(self, stage, w, x, lam, c, inner, x_next=None):
         if stage.affine_x:
             return c * stage.vjp_x(w, x, lam)
+        closed = getattr(stage, "moreau_grad_x", None)
+        if closed is not None:  # the stage solves its state subproblem exactly
+            return closed(w, x, lam, c)
         hess = getattr(stage, "hess_x", None)
         return prox_direction(
             lambda z: float(np.vdot(lam, stage.forward(w, z))),

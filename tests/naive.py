@@ -70,3 +70,156 @@ def moreau_directions(problem, w, gam_h, gam, alp, rules=("mbp", "mbp", "mbp")):
                                     lambda v: np.asarray(glpF(wt, v, lam)[1]).ravel(), xt, gam[t])
         lam = lam_new
     return G
+
+
+# ---------------------------------------------------------------------------------------
+# networks: plain-numpy twins of moreauctl.nn (explicit loops over output pixels; the
+# activations' derivatives from the pre-activation z, not from the outputs)
+# ---------------------------------------------------------------------------------------
+
+_ACT = {
+    "identity": (lambda z: z, lambda z: np.ones_like(z)),
+    "relu": (lambda z: np.where(z > 0, z, 0.0), lambda z: (z > 0).astype(float)),
+    "tanh": (np.tanh, lambda z: 1.0 / np.cosh(z) ** 2),
+    "sigmoid": (lambda z: 1.0 / (1.0 + np.exp(-z)),
+                lambda z: np.exp(-z) / (1.0 + np.exp(-z)) ** 2),
+}
+
+
+def _conv_fwd(x, W, b, s, p):
+    """z[n, o, i, j] = b[o] + sum_{c,u,v} W[o, c, u, v] x_pad[n, c, s_h i + u, s_w j + v]."""
+    (sh, sw), (ph, pw) = s, p
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    O, C, kh, kw = W.shape
+    ho = (xp.shape[2] - kh) // sh + 1
+    wo = (xp.shape[3] - kw) // sw + 1
+    z = np.empty((x.shape[0], O, ho, wo))
+    for i in range(ho):
+        for j in range(wo):
+            patch = xp[:, :, sh * i:sh * i + kh, sw * j:sw * j + kw]
+            z[:, :, i, j] = np.einsum("ncuv,ocuv->no", patch, W) + b
+    return z
+
+
+def _conv_bwd(x, W, dz, s, p):
+    (sh, sw), (ph, pw) = s, p
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    O, C, kh, kw = W.shape
+    gW = np.zeros_like(W)
+    gxp = np.zeros_like(xp)
+    for i in range(dz.shape[2]):
+        for j in range(dz.shape[3]):
+            patch = xp[:, :, sh * i:sh * i + kh, sw * j:sw * j + kw]
+            gW += np.einsum("no,ncuv->ocuv", dz[:, :, i, j], patch)
+            gxp[:, :, sh * i:sh * i + kh, sw * j:sw * j + kw] += np.einsum(
+                "no,ocuv->ncuv", dz[:, :, i, j], W)
+    gb = dz.sum(axis=(0, 2, 3))
+    gx = gxp[:, :, ph:ph + x.shape[2], pw:pw + x.shape[3]]
+    return gW, gb, gx
+
+
+def _pool_fwd(x, k, s, kind):
+    (kh, kw), (sh, sw) = k, s
+    ho, wo = (x.shape[2] - kh) // sh + 1, (x.shape[3] - kw) // sw + 1
+    out = np.empty(x.shape[:2] + (ho, wo))
+    arg = np.empty(x.shape[:2] + (ho, wo), dtype=int)
+    for i in range(ho):
+        for j in range(wo):
+            win = x[:, :, sh * i:sh * i + kh, sw * j:sw * j + kw].reshape(x.shape[0], x.shape[1], -1)
+            if kind == "max":
+                arg[:, :, i, j] = win.argmax(axis=2)          # first maximum, row-major
+                out[:, :, i, j] = win.max(axis=2)
+            else:
+                out[:, :, i, j] = win.mean(axis=2)
+    return out, arg
+
+
+def _pool_bwd(x, k, s, kind, arg, lam):
+    (kh, kw), (sh, sw) = k, s
+    gx = np.zeros_like(x)
+    N, C = x.shape[:2]
+    for i in range(lam.shape[2]):
+        for j in range(lam.shape[3]):
+            if kind == "max":
+                a = arg[:, :, i, j]
+                for n in range(N):
+                    for c in range(C):
+                        u, v = divmod(int(a[n, c]), kw)
+                        gx[n, c, sh * i + u, sw * j + v] += lam[n, c, i, j]
+            else:
+                gx[:, :, sh * i:sh * i + kh, sw * j:sw * j + kw] += \
+                    lam[:, :, i, j][:, :, None, None] / (kh * kw)
+    return gx
+
+
+def network_value_and_grad(net, params, X, y, loss, mu=0.0, decay_biases=True):
+    """Mean loss (+ mu/2 |w|^2) and its gradient, a list of tuples like ``params``, of a
+    moreauctl.nn.Sequential, recomputed with the loops above (layers read by type)."""
+    from scipy.special import logsumexp, softmax
+    x = np.asarray(X, dtype=float).reshape((X.shape[0],) + net.input_shape)
+    tape = []
+    for st, p in zip(net.stages, params):
+        kind = type(st).__name__
+        if kind == "Dense":
+            W, b = p
+            z = x @ W.T + b
+            f, _ = _ACT[st.activation.name]
+            tape.append((kind, x, z))
+            x = f(z)
+        elif kind == "Conv2d":
+            W, b = p
+            z = _conv_fwd(x, W, b, (st.sh, st.sw), (st.ph, st.pw))
+            tape.append((kind, x, z))
+            x = _ACT[st.activation.name][0](z)
+        elif kind in ("MaxPool2d", "AvgPool2d"):
+            out, arg = _pool_fwd(x, (st.kh, st.kw), (st.sh, st.sw), kind[:3].lower())
+            tape.append((kind, x, arg))
+            x = out
+        elif kind == "Flatten":
+            tape.append((kind, x, None))
+            x = x.reshape(x.shape[0], -1)
+        elif kind == "ActivationLayer":
+            tape.append((kind, x, None))
+            x = _ACT[st.activation.name][0](x)
+        else:
+            raise TypeError(kind)
+    m, K = x.shape
+    Y = np.zeros((m, K))
+    Y[np.arange(m), y] = 1.0
+    if loss == "cross_entropy":
+        val = float(np.mean(logsumexp(x, axis=1) - x[np.arange(m), y]))
+        lam = (softmax(x, axis=1) - Y) / m
+    else:
+        val = 0.5 * float(np.sum((x - Y) ** 2)) / m
+        lam = (x - Y) / m
+    grads = [None] * len(params)
+    for t in range(len(params) - 1, -1, -1):
+        st = net.stages[t]
+        kind, xin, aux = tape[t]
+        if kind in ("Dense", "Conv2d"):
+            W, b = params[t]
+            dz = lam * _ACT[st.activation.name][1](aux)
+            if kind == "Dense":
+                gW, gb, lam = dz.T @ xin, dz.sum(axis=0), dz @ W
+            else:
+                gW, gb, lam = _conv_bwd(xin, W, dz, (st.sh, st.sw), (st.ph, st.pw))
+            if mu:
+                gW = gW + mu * W
+                gb = gb + (mu * b if decay_biases else 0.0)
+            grads[t] = (gW, gb)
+        elif kind in ("MaxPool2d", "AvgPool2d"):
+            lam = _pool_bwd(xin, (st.kh, st.kw), (st.sh, st.sw), kind[:3].lower(), aux, lam)
+            grads[t] = ()
+        elif kind == "Flatten":
+            lam = lam.reshape(xin.shape)
+            grads[t] = ()
+        else:
+            lam = lam * _ACT[st.activation.name][1](xin)
+            grads[t] = ()
+    if mu:
+        for p in params:
+            if p:
+                val += 0.5 * mu * float(np.sum(p[0] ** 2))
+                if decay_biases:
+                    val += 0.5 * mu * float(np.sum(p[1] ** 2))
+    return val, grads

@@ -1,0 +1,218 @@
+"""Network layers as stages ``x_t = phi_t(w_t, x_{t-1})`` of a :class:`moreauctl.chain.Chain`.
+
+The state ``x_t`` is a mini-batch: an array ``(m, ...)`` whose first axis runs over the
+``m`` samples (``(m, n)`` after a dense layer, ``(m, C, H, W)`` after a convolution, as
+PyTorch). ``w_t`` is the stage's flat segment of the parameter vector ``w``; every layer
+with parameters stores ``(W, b)`` one after the other (``params(w)`` returns the views).
+The arithmetic follows the dtype of ``w`` and ``x`` (float64 by default, float32 when the
+problem asks for it).
+
+What each layer offers (for rules and oracles that want more than ``vjp``)
+-------------------------------------------------------------------------
+Layers with parameters are :class:`AffineActivation` stages, ``x_t = sigma(A(w_t, x_{t-1}))``
+with ``z = A(w, x)`` affine in ``w`` and in ``x`` (bilinear: ``x W^T + b``, or a
+convolution) and ``sigma`` element-wise. They provide
+
+- ``params(w) -> (W, b)``: views of the stage's parameters;
+- ``preactivation(w, x) -> z``: the affine part's output;
+- ``activation``: the :class:`~moreauctl.nn.activations.Activation` (``.f``, ``.df(a)``);
+- ``preactivation_costate(lam, y) -> lam_z = sigma'(z) * lam`` from the output ``y``;
+- ``affine_vjp_w(x, lam_z)``, ``affine_vjp_x(w, lam_z, x_shape)``: the affine part's
+  transposed Jacobians (the gradient w.r.t. ``w`` flat like ``w_t``, and w.r.t. ``x``);
+- ``affine_w = affine_x = True`` when the activation is the identity (the Moreau rule's
+  lines are then closed forms, equal to the gradient's).
+
+The SVGD oracle (``moreauctl/oracles/svgd.py``) uses ``preactivation_costate`` and
+``affine_vjp_*``; inversion or ProxProp rules can solve their linear least squares on
+``params``/``preactivation`` (:class:`~moreauctl.nn.conv.Conv2d` adds ``columns(x)``, its
+im2col matrix, so a convolution is ``z = W_mat @ columns(x) + b``).
+
+Parameter-free layers (:class:`ActivationLayer`, :class:`Flatten`, pooling) have
+``param_shapes = ()``, are trivially affine in their empty ``w`` (``affine_w = True``) and
+say whether they are linear in ``x`` (``Flatten``, average pooling). The ReLU layer solves
+its Moreau state subproblem exactly (``moreau_grad_x``).
+"""
+from __future__ import annotations
+
+from typing import Tuple
+
+import numpy as np
+
+from .. import _validate as v
+from ..chain import Stage
+from .activations import Activation, get_activation, relu_moreau_grad
+
+__all__ = ["Layer", "AffineActivation", "Dense", "ActivationLayer", "Flatten"]
+
+Shape = Tuple[int, ...]
+
+
+class Layer(Stage):
+    """A network stage: a :class:`~moreauctl.chain.Stage` that also knows its per-sample
+    input and output shapes (without the batch axis)."""
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        """Per-sample output shape for a per-sample ``input_shape``; a ValueError naming
+        the layer when the input does not fit."""
+        raise NotImplementedError
+
+    def _expect(self, input_shape: Shape, expected: Shape) -> None:
+        if tuple(input_shape) != tuple(expected):
+            raise ValueError(f"{self!r} expects inputs of per-sample shape {tuple(expected)}; "
+                             f"got {tuple(input_shape)}")
+
+
+class AffineActivation(Layer):
+    """``x_t = sigma(A(w, x_{t-1}))``: an affine map (in ``w`` and in ``x``) followed by an
+    element-wise activation; see the module docstring for what it offers.
+
+    Subclasses set ``param_shapes`` and ``activation`` and implement ``preactivation``,
+    ``affine_vjp_w`` and ``affine_vjp_x``.
+    """
+
+    activation: Activation
+
+    def _set_activation(self, activation) -> None:
+        self.activation = get_activation(activation)
+        self.affine_w = self.affine_x = self.activation.linear
+
+    def params(self, w: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """``(W, b)``: views of the stage's flat segment ``w``."""
+        (ws, bs) = self.param_shapes
+        k = int(np.prod(ws))
+        return w[:k].reshape(ws), w[k:]
+
+    def preactivation(self, w, x) -> np.ndarray:
+        raise NotImplementedError
+
+    def affine_vjp_w(self, x, lam_z) -> np.ndarray:
+        raise NotImplementedError
+
+    def affine_vjp_x(self, w, lam_z, x_shape) -> np.ndarray:
+        raise NotImplementedError
+
+    def forward(self, w, x):
+        return self.activation.apply_fresh(self.preactivation(w, x))
+
+    def preactivation_costate(self, lam, y) -> np.ndarray:
+        """``lam_z = sigma'(z) * lam`` from the output ``y = sigma(z)``."""
+        return self.activation.backward(y, lam)
+
+    def vjp_with_output(self, w, x, y, lam):
+        lam_z = self.preactivation_costate(lam, y)
+        return self.affine_vjp_w(x, lam_z), self.affine_vjp_x(w, lam_z, x.shape)
+
+    def vjp(self, w, x, lam):
+        y = None if self.activation.linear else self.forward(w, x)
+        return self.vjp_with_output(w, x, y, lam)
+
+    def vjp_w(self, w, x, lam):
+        y = None if self.activation.linear else self.forward(w, x)
+        return self.affine_vjp_w(x, self.preactivation_costate(lam, y))
+
+    def vjp_x(self, w, x, lam):
+        y = None if self.activation.linear else self.forward(w, x)
+        return self.affine_vjp_x(w, self.preactivation_costate(lam, y), x.shape)
+
+
+class Dense(AffineActivation):
+    """Fully connected layer with a fused activation: ``x_t = sigma(x_{t-1} W^T + b)``, the
+    paper's "affine layer followed by a ReLU" as one stage.
+
+    Parameters
+    ----------
+    n_in, n_out : int
+        Input and output features; ``W`` is ``(n_out, n_in)`` and ``b`` is ``(n_out,)``
+        (PyTorch's ``nn.Linear`` layout).
+    activation : str
+        ``"identity"`` (default), ``"relu"``, ``"tanh"`` or ``"sigmoid"``.
+
+    Notes
+    -----
+    State ``x`` is ``(m, n_in)``. ``vjp``: with ``lam_z = sigma'(z) lam`` (``(m, n_out)``),
+    ``dW = lam_z^T x``, ``db = sum_i lam_z[i]``, ``dx = lam_z W``.
+    """
+
+    def __init__(self, n_in: int, n_out: int, activation="identity"):
+        self.n_in = v.positive_int("n_in", n_in)
+        self.n_out = v.positive_int("n_out", n_out)
+        self._set_activation(activation)
+        self.param_shapes = ((self.n_out, self.n_in), (self.n_out,))
+
+    def output_shape(self, input_shape):
+        self._expect(input_shape, (self.n_in,))
+        return (self.n_out,)
+
+    def preactivation(self, w, x):
+        W, b = self.params(w)
+        z = x @ W.T
+        z += b
+        return z
+
+    def affine_vjp_w(self, x, lam_z):
+        gw = np.empty(self.n_out * (self.n_in + 1), dtype=np.result_type(x, lam_z))
+        k = self.n_out * self.n_in
+        np.matmul(lam_z.T, x, out=gw[:k].reshape(self.n_out, self.n_in))
+        np.sum(lam_z, axis=0, out=gw[k:])
+        return gw
+
+    def affine_vjp_x(self, w, lam_z, x_shape=None):
+        return lam_z @ self.params(w)[0]
+
+    def __repr__(self):
+        return f"Dense({self.n_in}, {self.n_out}, activation={self.activation.name!r})"
+
+
+class ActivationLayer(Layer):
+    """A parameter-free element-wise activation ``x_t = sigma(x_{t-1})`` (any shape), for
+    networks that keep activations as their own stages. The ReLU solves its Moreau state
+    subproblem exactly (:func:`~moreauctl.nn.activations.relu_moreau_grad`)."""
+
+    param_shapes = ()
+    affine_w = True
+
+    def __init__(self, activation):
+        self.activation = get_activation(activation)
+        self.affine_x = self.activation.linear
+        if self.activation.name == "relu":
+            self.moreau_grad_x = self._relu_moreau_grad_x
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def forward(self, w, x):
+        return self.activation.f(x)
+
+    def vjp_with_output(self, w, x, y, lam):
+        return np.empty(0, dtype=x.dtype), self.activation.backward(y, lam)
+
+    def vjp(self, w, x, lam):
+        return self.vjp_with_output(w, x, self.forward(w, x), lam)
+
+    def _relu_moreau_grad_x(self, w, x, lam, c):
+        return relu_moreau_grad(x, lam, c)
+
+    def __repr__(self):
+        return f"ActivationLayer({self.activation.name!r})"
+
+    def __reduce__(self):  # the bound method above does not pickle by itself
+        return (ActivationLayer, (self.activation.name,))
+
+
+class Flatten(Layer):
+    """``(m, C, H, W) -> (m, C*H*W)`` (C order, as ``torch.flatten(x, 1)``); linear."""
+
+    param_shapes = ()
+    affine_w = affine_x = True
+
+    def output_shape(self, input_shape):
+        return (int(np.prod(input_shape)),)
+
+    def forward(self, w, x):
+        return x.reshape(x.shape[0], -1)
+
+    def vjp(self, w, x, lam):
+        return np.empty(0, dtype=x.dtype), lam.reshape(x.shape)
+
+    def __repr__(self):
+        return "Flatten()"
