@@ -8,7 +8,8 @@ nothing else. One file per oracle, each registering itself and its methods in
 from .base import Oracle, OracleOutput
 from .gradient import GradientOracle, stage_weight_vector
 from .moreau import INNERS, MoreauOracle, moreau_schedule
+from .svgd import SVGDOracle
 from ..rules import RULES
 
-__all__ = ["Oracle", "OracleOutput", "GradientOracle", "MoreauOracle", "RULES", "INNERS",
-           "moreau_schedule", "stage_weight_vector"]
+__all__ = ["Oracle", "OracleOutput", "GradientOracle", "MoreauOracle", "SVGDOracle", "RULES",
+           "INNERS", "moreau_schedule", "stage_weight_vector"]
