@@ -14,6 +14,8 @@ the training set only (scikit-learn's ``StandardScaler`` by default).
                              ``dataset-fashion-mnist`` package
 ``cifar10(path)``            the binary version (``cifar-10-batches-bin``: 3073-byte records);
                              the pickled Python version is refused (never unpickled)
+``load(spec)``               any of them by the command line's name: ``digits``,
+                             ``fashion-mnist[:PATH]``, ``mnist:PATH``, ``cifar10:PATH``
 ==========================  ==============================================================
 
 Every reader checks headers and sizes before reading the data and raises a ValueError
@@ -31,8 +33,8 @@ import numpy as np
 
 from . import _validate as v
 
-__all__ = ["Dataset", "digits", "load_idx", "mnist", "fashion_mnist", "cifar10", "SCALINGS",
-           "FASHION_MNIST_DIR", "IDX_FILES"]
+__all__ = ["Dataset", "digits", "load_idx", "mnist", "fashion_mnist", "cifar10", "load",
+           "DATASETS", "SCALINGS", "FASHION_MNIST_DIR", "IDX_FILES"]
 
 #: ``"standard"``: zero mean, unit variance per feature (``StandardScaler`` fitted on the
 #: training set); ``"unit"``: divide by the format's largest value (16 for digits, 255 for
@@ -303,3 +305,35 @@ def cifar10(path, scale: Optional[str] = "standard", n_train: Optional[int] = No
     ntr, nte = _limit("n_train", n_train, len(ytr)), _limit("n_test", n_test, len(yte))
     Xtr, Xte = _scale(Xtr[:ntr], Xte[:nte], scale, 255.0)
     return Dataset(Xtr, ytr[:ntr], Xte, yte[:nte], 10, (3, 32, 32), "CIFAR-10")
+
+
+#: names of :func:`load`; those marked with ``:PATH`` need a directory
+DATASETS = ("digits", "fashion-mnist", "fashion-mnist:PATH", "mnist:PATH", "cifar10:PATH")
+
+
+def load(spec: str, *, seed: Optional[int] = 0, test_size: float = 0.25,
+         scale: Optional[str] = "standard", n_train: Optional[int] = None,
+         n_test: Optional[int] = None) -> Dataset:
+    """A data set by name, as the command line spells it: ``"digits"``, ``"fashion-mnist"``
+    (Debian's files) or ``"fashion-mnist:PATH"``, ``"mnist:PATH"``, ``"cifar10:PATH"``.
+
+    ``seed`` and ``test_size`` split the digits (the others come split); ``n_train`` and
+    ``n_test`` keep the first samples of each split.
+    """
+    if not isinstance(spec, str):
+        raise TypeError(f"dataset must be a string such as 'digits' or 'mnist:PATH'; got {spec!r}")
+    name, sep, path = spec.partition(":")
+    _check_options(scale, n_train, n_test)
+    if name == "digits" and not sep:
+        d = digits(test_size=test_size, seed=seed, scale=scale)
+        ntr, nte = _limit("n_train", n_train, len(d.y_train)), _limit("n_test", n_test, len(d.y_test))
+        return Dataset(d.X_train[:ntr], d.y_train[:ntr], d.X_test[:nte], d.y_test[:nte],
+                       d.n_classes, d.image_shape, d.name)
+    if name == "fashion-mnist":
+        return fashion_mnist(path or None, scale=scale, n_train=n_train, n_test=n_test)
+    if name in ("mnist", "cifar10"):
+        if not path:
+            raise ValueError(f"dataset {name!r} needs a directory: '{name}:PATH'")
+        return (mnist if name == "mnist" else cifar10)(path, scale=scale, n_train=n_train,
+                                                       n_test=n_test)
+    raise ValueError(f"unknown dataset {spec!r}; choose one of {list(DATASETS)}")

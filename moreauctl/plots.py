@@ -1,4 +1,5 @@
-"""matplotlib figures: cost curves, trajectories, horizon panels.
+"""matplotlib figures: cost curves, trajectories, horizon panels, training curves and
+confusion matrices.
 
 Functions return the Figure and, given ``path``, save it (PNG/PDF by extension) atomically.
 The non-interactive Agg backend is used when saving, so they work on machines with no
@@ -13,7 +14,7 @@ import numpy as np
 
 from ._io import atomic_path
 
-__all__ = ["plot_solve", "plot_min_cost", "save_figure"]
+__all__ = ["plot_solve", "plot_min_cost", "plot_training", "plot_confusion", "save_figure"]
 
 
 def _plt():
@@ -96,6 +97,65 @@ def plot_min_cost(runs: Mapping[int, Mapping[str, object]], path: Optional[str] 
         ax.legend(fontsize=8)
         ax.grid(True, which="both", alpha=0.3)
     fig.suptitle(title)
+    fig.tight_layout()
+    if path:
+        save_figure(fig, path)
+    return fig
+
+
+def plot_training(result, path: Optional[str] = None, title: str = ""):
+    """A network's training run: the objective on the whole training set per epoch (and its
+    minimum so far), over the mini-batch losses of every update.
+
+    Parameters
+    ----------
+    result : SolveResult
+        Of a run on mini-batches (``result.history.epoch_ends`` set).
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    h = result.history
+    ends = np.asarray(h.epoch_ends, dtype=float)
+    per_epoch = max(float(ends[1]), 1.0) if ends.size > 1 else 1.0
+    if h.costs.size:
+        ax.semilogy((np.arange(h.costs.size) + 1) / per_epoch, h.costs, lw=0.5, alpha=0.35,
+                    color="gray", label="mini-batch loss")
+    c = np.where(np.isfinite(result.costs), result.costs, np.nan)
+    e = np.arange(c.size)
+    ax.semilogy(e, c, marker="o", ms=3, label="training objective")
+    ax.semilogy(e, np.minimum.accumulate(np.where(np.isfinite(c), c, np.inf)), ls="--",
+                label="best so far")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title or f"{result.method}: {result.message}", fontsize=9)
+    fig.tight_layout()
+    if path:
+        save_figure(fig, path)
+    return fig
+
+
+def plot_confusion(cm, path: Optional[str] = None, title: str = "confusion matrix (test)"):
+    """A confusion matrix ``cm[i, j]`` = samples of class ``i`` predicted as ``j`` (counts),
+    with row-normalized colors."""
+    plt = _plt()
+    cm = np.asarray(cm)
+    K = cm.shape[0]
+    fig, ax = plt.subplots(figsize=(0.45 * K + 2.5, 0.45 * K + 2))
+    rows = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    im = ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
+    for i in range(K):
+        for j in range(K):
+            if cm[i, j]:
+                ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=7,
+                        color="white" if rows[i, j] > 0.5 else "black")
+    ax.set_xticks(range(K))
+    ax.set_yticks(range(K))
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of the true class")
     fig.tight_layout()
     if path:
         save_figure(fig, path)

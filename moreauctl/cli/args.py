@@ -24,7 +24,7 @@ from .. import _validate, models
 from .._io import write_text_atomic
 from ..discretize import SCHEMES
 
-__all__ = ["positive_float", "positive_int", "nonnegative_int", "int_list", "exponent_range",
+__all__ = ["positive_float", "nonnegative_float", "positive_int", "nonnegative_int", "int_list", "exponent_range",
            "parse_steps", "steps_arg", "range_arg", "allow_negative_ranges", "add_quiet",
            "add_plant_arg", "add_scheme_arg", "add_problem_args", "make_problem",
            "add_study_arguments", "write_json"]
@@ -54,6 +54,12 @@ def _int_or_text(text: str) -> Union[int, str]:
 def positive_float(text: str) -> float:
     """``"0.5"`` -> 0.5: a finite number > 0."""
     return _validate.positive_number("value", text)
+
+
+@_arg_type
+def nonnegative_float(text: str) -> float:
+    """``"0"`` -> 0.0: a finite number >= 0."""
+    return _validate.nonnegative_number("value", text)
 
 
 @_arg_type
