@@ -223,6 +223,13 @@ def test_minimize_reports_divergence_and_bad_input():
     w0 = RNG.normal(size=ch.layout.size)
     with pytest.raises(ValueError, match="w0 has shape"):
         mc.minimize(ch, GradientOracle(ch), sgd(0.1), np.zeros(5), iters=1)
+    # iteration mode on fixed data: full-batch GD
+    r = mc.minimize(ch, GradientOracle(ch), sgd(0.5), w0, iters=4, data=data, verbose=False)
+    w = w0.copy()
+    for _ in range(4):
+        w = w - 0.5 * ch.value_and_gradient(w, data)[2]
+    np.testing.assert_allclose(ch.layout.pack(r.w), w, rtol=1e-14)
+    assert r.costs[-1] == pytest.approx(ch.objective(w, data), rel=1e-14)
     with pytest.raises(ValueError, match="give iters .* not both"):
         mc.minimize(ch, GradientOracle(ch), sgd(0.1), w0, iters=3, batches=lambda e: [data],
                     epochs=1)
