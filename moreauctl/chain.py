@@ -225,7 +225,7 @@ class Stage:
 
     @property
     def nw(self) -> int:
-        return sum(int(np.prod(s)) for s in self.param_shapes)
+        return sum(math.prod(s) for s in self.param_shapes)
 
     def forward(self, w: np.ndarray, x: np.ndarray) -> np.ndarray:
         """``phi(w, x)``."""
@@ -235,9 +235,17 @@ class Stage:
         """``(dphi/dw^T lam, dphi/dx^T lam)``: shapes ``(nw,)`` and that of ``x``."""
         raise NotImplementedError
 
-    def vjp_with_output(self, w: np.ndarray, x: np.ndarray, y: np.ndarray, lam: np.ndarray):
+    def vjp_with_output(self, w: np.ndarray, x: np.ndarray, y: np.ndarray, lam: np.ndarray,
+                        out: Optional[np.ndarray] = None, need_x: bool = True,
+                        need_w: bool = True):
         """:meth:`vjp` when the caller also has ``y = phi(w, x)`` (the gradient pass stores
-        every state); the default ignores ``y``."""
+        every state; the rules' lines get it as ``x_next``).
+
+        ``out`` (flat ``(nw,)``, optional): where the caller will store ``gw``; a stage may
+        write ``gw`` there and return ``out`` itself (the caller then skips a copy).
+        ``need_x=False`` / ``need_w=False``: the caller does not need ``gx`` (e.g. the
+        costate of a network's inputs) / ``gw`` (a state line); a stage may skip that
+        product and return None for it. The default ignores ``y``, ``out`` and the flags."""
         return self.vjp(w, x, lam)
 
     def vjp_w(self, w, x, lam) -> np.ndarray:
@@ -371,8 +379,8 @@ class Backward:
     ----------
     direction : ndarray, shape (n,)
         ``g_t`` of every stage, flat like ``w``.
-    lam0 : ndarray
-        Costate of ``x_0``.
+    lam0 : ndarray or None
+        Costate of ``x_0`` (None when the chain's ``input_costate`` is False).
     failed_stage : int or None
         Row ``t`` (0-based) of the first stage whose output was not finite; ``T`` for the
         objective's line; None when every value is finite.
@@ -405,11 +413,18 @@ class Chain:
         Default: from each stage's ``param_shapes``.
     regularizer : Regularizer, optional
         ``r(w) = sum_t r_t(w_t)`` added to the objective (D.6), e.g. :class:`L2`.
+    input_costate : bool
+        Whether the passes compute ``lam_0``, the costate of ``x_0`` (default True). A
+        network's ``x_0`` is its data, whose costate nobody uses: with False the gradient
+        pass skips stage 1's ``dphi/dx^T lam`` product and the Moreau pass its first state
+        subproblem, and both report ``lam0 = None``.
     """
 
     def __init__(self, stages: Sequence[Stage], h: Objective,
                  x0: Union[np.ndarray, Callable[[Any], np.ndarray], None] = None,
-                 layout: Optional[Layout] = None, regularizer: Optional[Regularizer] = None):
+                 layout: Optional[Layout] = None, regularizer: Optional[Regularizer] = None,
+                 input_costate: bool = True):
+        self.input_costate = bool(input_costate)
         self.stages = stages if isinstance(stages, Sequence) else list(stages)
         if not self.stages:
             raise ValueError("a chain needs at least one stage")
@@ -479,15 +494,17 @@ class Chain:
         Returns
         -------
         G : ndarray, shape (n,), of ``w``'s dtype
-        lam0 : costate of ``x_0``
+        lam0 : costate of ``x_0`` (None when ``input_costate`` is False)
         """
         G = np.empty(self.layout.size, dtype=w.dtype)
         lam = self.h.grad(X[-1], data)
         for t in range(self.horizon - 1, -1, -1):
             wt = self.layout.segment(w, t)
-            gw, lam = self.stages[t].vjp_with_output(wt, X[t], X[t + 1], lam)
             seg = self.layout.segment(G, t)
-            seg[:] = np.ravel(gw)
+            gw, lam = self.stages[t].vjp_with_output(wt, X[t], X[t + 1], lam, out=seg,
+                                                     need_x=t > 0 or self.input_costate)
+            if gw is not seg:
+                seg[:] = np.ravel(gw)
             if self.regularizer is not None:
                 seg += np.ravel(self.regularizer.grad(wt, t))
         return G, lam
@@ -520,10 +537,12 @@ class Chain:
             st, wt = self.stages[t], self.layout.segment(w, t)
             reg = self._reg_at(t, 1.0 if spec.reg_scale is None else spec.reg_scale[t])
             g = w_rule.weights(st, wt, X[t], lam, float(spec.alp[t]), spec.inner, X[t + 1], reg)
-            lam_prev = x_rule.states(st, wt, X[t], lam, float(spec.gam[t]), spec.inner,
-                                     X[t + 1])
+            lam_prev = None
+            if t > 0 or self.input_costate:
+                lam_prev = x_rule.states(st, wt, X[t], lam, float(spec.gam[t]), spec.inner,
+                                         X[t + 1])
             self.layout.segment(G, t)[:] = np.ravel(g)
-            if not (_finite(g) and _finite(lam_prev)):
+            if not (_finite(g) and (lam_prev is None or _finite(lam_prev))):
                 return Backward(G, lam_prev, t, resid, lams)
             lam_t, lam = lam, lam_prev
             if spec.diagnostics:
@@ -546,7 +565,7 @@ def _residuals(st, w, x, lam, g, lam_prev, c_w, c_x, spec, reg=None) -> Tuple[fl
     solutions ``y = -lam_prev`` and ``y = -g`` (NaN for lines that solved no subproblem)."""
     _, x_rule, w_rule = spec.rules
     rx = rw = math.nan
-    if x_rule.name == "mbp" and not st.affine_x:
+    if x_rule.name == "mbp" and not st.affine_x and lam_prev is not None:
         y = -lam_prev
         rx = float(np.linalg.norm(c_x * st.vjp_x(w, x + y, lam) + y))
     if w_rule.name == "mbp" and (not st.affine_w or reg is not None):

@@ -208,6 +208,21 @@ def prox_direction(f, grad_f, z, c: float, inner: Inner, *, f_z: Optional[float]
 # rules
 # ---------------------------------------------------------------------------------------
 
+def _grad_w(stage, w, x, lam, x_next):
+    """``dphi/dw^T lam`` at the pass's own point: with its output ``x_next`` known, a stage
+    can skip recomputing its forward map (``Stage.vjp_with_output``)."""
+    if x_next is None:
+        return stage.vjp_w(w, x, lam)
+    return stage.vjp_with_output(w, x, x_next, lam, need_x=False)[0]
+
+
+def _grad_x(stage, w, x, lam, x_next):
+    """``dphi/dx^T lam`` at the pass's own point (see :func:`_grad_w`)."""
+    if x_next is None:
+        return stage.vjp_x(w, x, lam)
+    return stage.vjp_with_output(w, x, x_next, lam, need_w=False)[1]
+
+
 _ONE_NEWTON_STEP = Inner("newton", iters=1, tol=0.0)
 
 
@@ -247,10 +262,10 @@ class _GBP(Rule):
         return c * h.grad(x, data)
 
     def states(self, stage, w, x, lam, c, inner, x_next=None):
-        return c * stage.vjp_x(w, x, lam)
+        return c * _grad_x(stage, w, x, lam, x_next)
 
     def weights(self, stage, w, x, lam, c, inner, x_next=None, reg=None):
-        g = stage.vjp_w(w, x, lam)
+        g = _grad_w(stage, w, x, lam, x_next)
         return c * (g if reg is None else g + reg.grad(w))
 
 
@@ -280,6 +295,7 @@ class _MBP(Rule):
             lambda z: float(np.vdot(lam, stage.forward(w, z))),
             lambda z: stage.vjp_x(w, z, lam), x, c, inner,
             f_z=None if x_next is None else float(np.vdot(lam, x_next)),
+            grad_z=None if x_next is None else _grad_x(stage, w, x, lam, x_next),
             hess_f=None if hess is None else (lambda z: hess(w, z, lam)))
 
     def weights(self, stage, w, x, lam, c, inner, x_next=None, reg=None):
@@ -290,6 +306,7 @@ class _MBP(Rule):
             # u = prox_{c r}(w - c B^T lam), and grad env = w - u (D.6, exact)
             return w - reg.prox(w - c * stage.vjp_w(w, x, lam), c)
         hess = getattr(stage, "hess_w", None)
+        g_z = None if x_next is None else _grad_w(stage, w, x, lam, x_next)
         if reg is None:
             f = lambda z: float(np.vdot(lam, stage.forward(z, x)))  # noqa: E731
             grad = lambda z: stage.vjp_w(z, x, lam)  # noqa: E731
@@ -298,11 +315,12 @@ class _MBP(Rule):
             f = lambda z: float(np.vdot(lam, stage.forward(z, x))) + reg.value(z)  # noqa: E731
             grad = lambda z: stage.vjp_w(z, x, lam) + reg.grad(z)  # noqa: E731
             f_z = None if x_next is None else float(np.vdot(lam, x_next)) + reg.value(w)
+            g_z = None if g_z is None else g_z + reg.grad(w)
             if hess is not None:
                 hess_phi, hess_r = hess, reg.hess
                 hess = None if reg.hess(w) is None else (  # noqa: E731
                     lambda z, x_, lam_: hess_phi(z, x_, lam_) + hess_r(z))
-        return prox_direction(f, grad, w, c, inner, f_z=f_z,
+        return prox_direction(f, grad, w, c, inner, f_z=f_z, grad_z=g_z,
                               hess_f=None if hess is None else (lambda z: hess(z, x, lam)))
 
 

@@ -117,7 +117,8 @@ class _Loop:
                 s *= 0.5
             else:
                 return None
-        self.w = self.w - s * delta
+        # s == 1 (no line search): skip the product, the same bits with one pass less over w
+        self.w = self.w - delta if s == 1.0 else self.w - s * delta
         return s
 
     def notify(self, k, cost, direction, epoch=None) -> bool:

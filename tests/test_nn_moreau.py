@@ -46,6 +46,7 @@ def _small_problems():
 def test_every_subproblem_matches_scipy(name):
     prob = _small_problems()[name]
     ch, data = prob.chain, prob.data
+    ch.input_costate = True     # check the first state line too (networks skip it)
     rng = np.random.default_rng(1)
     w = ch.check_params(prob.init_params()) + 0.2 * rng.normal(size=ch.layout.size)
     o = MoreauOracle(ch, alpha=0.7, gamma=0.6, inner="gd", inner_iters=5000, inner_tol=1e-8,

@@ -16,8 +16,8 @@ from typing import Tuple
 import numpy as np
 
 from .. import _validate as v
-from .kernels import col2im_rows, im2col_rows, maxpool_backward, maxpool_forward
-from .layers import AffineActivation, Layer
+from .kernels import col2im_rows, im2col_rows, maxpool_forward, maxpool_scatter
+from .layers import AffineActivation, LastInput, Layer
 
 __all__ = ["Conv2d", "MaxPool2d", "AvgPool2d", "im2col", "col2im", "out_size"]
 
@@ -89,6 +89,7 @@ class Conv2d(AffineActivation):
             self.ph = self.pw = v.nonnegative_int("padding", padding)
         self._set_activation(activation)
         self.param_shapes = ((self.c_out, self.c_in, self.kh, self.kw), (self.c_out,))
+        self._cols = LastInput()   # forward's im2col matrix, reused by the backward pass
 
     def output_shape(self, input_shape):
         if len(input_shape) != 3 or input_shape[0] != self.c_in:
@@ -103,8 +104,14 @@ class Conv2d(AffineActivation):
 
     def columns(self, x) -> np.ndarray:
         """``im2col(x)`` with this layer's geometry, rows layout ``(m, ho wo, c_in kh kw)``:
-        ``z = (columns(x) @ W.reshape(c_out, -1).T + b)`` transposed to ``(m, c_out, ho, wo)``."""
-        return im2col(x, self.kh, self.kw, self.sh, self.sw, self.ph, self.pw)
+        ``z = (columns(x) @ W.reshape(c_out, -1).T + b)`` transposed to ``(m, c_out, ho, wo)``.
+        The last one computed in this thread is kept for the backward pass on the same
+        ``x``."""
+        cols = self._cols.get(x)
+        if cols is None:
+            cols = self._cols.put(x, im2col(x, self.kh, self.kw, self.sh, self.sw, self.ph,
+                                            self.pw))
+        return cols
 
     def _out_hw(self, shape):
         return (out_size(shape[2], self.kh, self.sh, self.ph),
@@ -126,9 +133,9 @@ class Conv2d(AffineActivation):
         return np.ascontiguousarray(lam_z.reshape(m, self.c_out, -1).transpose(0, 2, 1)
                                     ).reshape(-1, self.c_out)
 
-    def _vjp_w_rows(self, x, lz):
+    def _vjp_w_rows(self, x, lz, out=None):
         cols = self.columns(x).reshape(lz.shape[0], -1)
-        gw = np.empty(self.nw, dtype=np.result_type(x, lz))
+        gw = np.empty(self.nw, dtype=np.result_type(x, lz)) if out is None else out
         k = gw.size - self.c_out
         np.matmul(lz.T, cols, out=gw[:k].reshape(self.c_out, -1))
         np.sum(lz, axis=0, out=gw[k:])
@@ -142,15 +149,16 @@ class Conv2d(AffineActivation):
         return col2im_rows(g, self.c_in, H, Wd, self.kh, self.kw, self.sh, self.sw,
                            self.ph, self.pw, ho, wo)
 
-    def affine_vjp_w(self, x, lam_z):
-        return self._vjp_w_rows(x, self._rows(lam_z))
+    def affine_vjp_w(self, x, lam_z, out=None):
+        return self._vjp_w_rows(x, self._rows(lam_z), out)
 
     def affine_vjp_x(self, w, lam_z, x_shape):
         return self._vjp_x_rows(w, self._rows(lam_z), x_shape)
 
-    def vjp_with_output(self, w, x, y, lam):
+    def vjp_with_output(self, w, x, y, lam, out=None, need_x=True, need_w=True):
         lz = self._rows(self.preactivation_costate(lam, y))   # shared by both halves
-        return self._vjp_w_rows(x, lz), self._vjp_x_rows(w, lz, x.shape)
+        return ((self._vjp_w_rows(x, lz, out) if need_w else None),
+                (self._vjp_x_rows(w, lz, x.shape) if need_x else None))
 
     def __repr__(self):
         return (f"Conv2d({self.c_in}, {self.c_out}, kernel_size=({self.kh}, {self.kw}), "
@@ -188,13 +196,25 @@ class MaxPool2d(_Pool):
     """Max pooling over ``kh x kw`` windows (stride = kernel size by default). The gradient
     goes to the first maximum of each window in row-major order (as PyTorch's CPU kernel)."""
 
+    def __init__(self, kernel_size=2, stride=None):
+        super().__init__(kernel_size, stride)
+        self._argmax = LastInput()   # forward's arg max per window, for the backward pass
+
+    def _pool(self, x):
+        out, idx = maxpool_forward(np.ascontiguousarray(x), self.kh, self.kw, self.sh, self.sw,
+                                   *self._hw(x))
+        self._argmax.put(x, idx)
+        return out, idx
+
     def forward(self, w, x):
-        return maxpool_forward(np.ascontiguousarray(x), self.kh, self.kw, self.sh, self.sw,
-                               *self._hw(x))
+        return self._pool(x)[0]
 
     def vjp(self, w, x, lam):
-        return np.empty(0, dtype=x.dtype), maxpool_backward(
-            np.ascontiguousarray(x), np.ascontiguousarray(lam), self.kh, self.kw, self.sh,
+        idx = self._argmax.get(x)
+        if idx is None:
+            idx = self._pool(x)[1]
+        return np.empty(0, dtype=x.dtype), maxpool_scatter(
+            idx, np.ascontiguousarray(lam), x.shape[2], x.shape[3], self.kh, self.kw, self.sh,
             self.sw)
 
 

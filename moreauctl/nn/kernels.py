@@ -15,7 +15,7 @@ import numpy as np
 
 from .._config import jit
 
-__all__ = ["im2col_rows", "col2im_rows", "maxpool_forward", "maxpool_backward"]
+__all__ = ["im2col_rows", "col2im_rows", "maxpool_forward", "maxpool_scatter"]
 
 
 @jit
@@ -65,41 +65,39 @@ def col2im_rows(g, C, H, W, kh, kw, sh, sw, ph, pw, ho, wo):
 
 @jit
 def maxpool_forward(x, kh, kw, sh, sw, ho, wo):
-    """Max over each ``kh x kw`` window (stride ``sh, sw``, no padding): ``(m, C, ho, wo)``."""
+    """Max over each ``kh x kw`` window (stride ``sh, sw``, no padding): ``(out, idx)``, both
+    ``(m, C, ho, wo)``; ``idx = u*kw + v`` locates the FIRST maximum of the window in
+    row-major order (PyTorch's CPU kernel keeps the first; a NaN counts as the maximum)."""
     m, C = x.shape[0], x.shape[1]
     out = np.empty((m, C, ho, wo), dtype=x.dtype)
+    idx = np.empty((m, C, ho, wo), dtype=np.int32)
     for n in range(m):
         for c in range(C):
             for i in range(ho):
                 for j in range(wo):
                     best = x[n, c, i * sh, j * sw]
-                    for u in range(kh):
-                        for q in range(kw):
-                            val = x[n, c, i * sh + u, j * sw + q]
-                            if val > best or val != val:   # NaN wins, as in PyTorch
-                                best = val
-                    out[n, c, i, j] = best
-    return out
-
-
-@jit
-def maxpool_backward(x, lam, kh, kw, sh, sw):
-    """``dx``: each window's costate goes to its FIRST maximum in row-major order (PyTorch's
-    CPU kernel keeps the first), summed where windows overlap."""
-    m, C, H, W = x.shape
-    ho, wo = lam.shape[2], lam.shape[3]
-    out = np.zeros((m, C, H, W), dtype=lam.dtype)
-    for n in range(m):
-        for c in range(C):
-            for i in range(ho):
-                for j in range(wo):
-                    bu, bq = 0, 0
-                    best = x[n, c, i * sh, j * sw]
+                    k = 0
                     for u in range(kh):
                         for q in range(kw):
                             val = x[n, c, i * sh + u, j * sw + q]
                             if val > best or (val != val and best == best):
                                 best = val
-                                bu, bq = u, q
-                    out[n, c, i * sh + bu, j * sw + bq] += lam[n, c, i, j]
+                                k = u * kw + q
+                    out[n, c, i, j] = best
+                    idx[n, c, i, j] = k
+    return out, idx
+
+
+@jit
+def maxpool_scatter(idx, lam, H, W, kh, kw, sh, sw):
+    """``dx (m, C, H, W)``: each window's costate goes to the entry ``idx`` points at (summed
+    where windows overlap)."""
+    m, C, ho, wo = lam.shape
+    out = np.zeros((m, C, H, W), dtype=lam.dtype)
+    for n in range(m):
+        for c in range(C):
+            for i in range(ho):
+                for j in range(wo):
+                    k = idx[n, c, i, j]
+                    out[n, c, i * sh + k // kw, j * sw + k % kw] += lam[n, c, i, j]
     return out

@@ -34,6 +34,7 @@ its Moreau state subproblem exactly (``moreau_grad_x``).
 """
 from __future__ import annotations
 
+import threading
 from typing import Tuple
 
 import numpy as np
@@ -42,9 +43,35 @@ from .. import _validate as v
 from ..chain import Stage
 from .activations import Activation, get_activation, relu_moreau_grad
 
-__all__ = ["Layer", "AffineActivation", "Dense", "ActivationLayer", "Flatten"]
+__all__ = ["Layer", "AffineActivation", "Dense", "ActivationLayer", "Flatten", "LastInput"]
 
 Shape = Tuple[int, ...]
+
+
+class LastInput:
+    """What a layer computed from the last input it saw in this thread (an im2col matrix, the
+    arg max of each pooling window), for its backward pass on the same input.
+
+    A hit needs the very same array object (``x is key``): the gradient pass calls
+    ``vjp(w, X[t], ...)`` with the object ``forward`` received, while the Moreau rules'
+    trial points are new arrays and simply miss. States are never modified in place. One
+    slot per thread, so thread executors sharing a problem do not mix their batches; not
+    pickled (a copy starts empty).
+    """
+
+    def __init__(self):
+        self._local = threading.local()
+
+    def get(self, x):
+        item = getattr(self._local, "item", None)
+        return item[1] if item is not None and item[0] is x else None
+
+    def put(self, x, value):
+        self._local.item = (x, value)
+        return value
+
+    def __reduce__(self):
+        return (LastInput, ())
 
 
 class Layer(Stage):
@@ -78,14 +105,15 @@ class AffineActivation(Layer):
 
     def params(self, w: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """``(W, b)``: views of the stage's flat segment ``w``."""
-        (ws, bs) = self.param_shapes
-        k = int(np.prod(ws))
+        ws = self.param_shapes[0]
+        k = self.nw - self.param_shapes[1][0]
         return w[:k].reshape(ws), w[k:]
 
     def preactivation(self, w, x) -> np.ndarray:
         raise NotImplementedError
 
-    def affine_vjp_w(self, x, lam_z) -> np.ndarray:
+    def affine_vjp_w(self, x, lam_z, out=None) -> np.ndarray:
+        """``dA/dw^T lam_z``, flat like ``w`` (written into ``out`` when given)."""
         raise NotImplementedError
 
     def affine_vjp_x(self, w, lam_z, x_shape) -> np.ndarray:
@@ -98,9 +126,10 @@ class AffineActivation(Layer):
         """``lam_z = sigma'(z) * lam`` from the output ``y = sigma(z)``."""
         return self.activation.backward(y, lam)
 
-    def vjp_with_output(self, w, x, y, lam):
+    def vjp_with_output(self, w, x, y, lam, out=None, need_x=True, need_w=True):
         lam_z = self.preactivation_costate(lam, y)
-        return self.affine_vjp_w(x, lam_z), self.affine_vjp_x(w, lam_z, x.shape)
+        gx = self.affine_vjp_x(w, lam_z, x.shape) if need_x else None
+        return (self.affine_vjp_w(x, lam_z, out) if need_w else None), gx
 
     def vjp(self, w, x, lam):
         y = None if self.activation.linear else self.forward(w, x)
@@ -149,8 +178,8 @@ class Dense(AffineActivation):
         z += b
         return z
 
-    def affine_vjp_w(self, x, lam_z):
-        gw = np.empty(self.n_out * (self.n_in + 1), dtype=np.result_type(x, lam_z))
+    def affine_vjp_w(self, x, lam_z, out=None):
+        gw = np.empty(self.nw, dtype=np.result_type(x, lam_z)) if out is None else out
         k = self.n_out * self.n_in
         np.matmul(lam_z.T, x, out=gw[:k].reshape(self.n_out, self.n_in))
         np.sum(lam_z, axis=0, out=gw[k:])
@@ -183,7 +212,7 @@ class ActivationLayer(Layer):
     def forward(self, w, x):
         return self.activation.f(x)
 
-    def vjp_with_output(self, w, x, y, lam):
+    def vjp_with_output(self, w, x, y, lam, out=None, need_x=True, need_w=True):
         return np.empty(0, dtype=x.dtype), self.activation.backward(y, lam)
 
     def vjp(self, w, x, lam):

@@ -118,8 +118,12 @@ class _Batches:
 class NetworkChain(Chain):
     """A :class:`~moreauctl.chain.Chain` whose objective on many samples is evaluated in
     chunks (bounded memory; the objective is a mean over samples, so the chunk means
-    weighted by their sizes give the same number up to rounding). Every other pass is the
-    base class's."""
+    weighted by their sizes give the same number up to rounding), and whose passes skip the
+    costate of the inputs (``input_costate=False``: nothing uses it). Every pass is the base
+    class's."""
+
+    def __init__(self, *args, input_costate: bool = False, **kwargs):
+        super().__init__(*args, input_costate=input_costate, **kwargs)
 
     def objective(self, w, data=None):
         X, y = data

@@ -115,12 +115,16 @@ class SVGDOracle(Oracle):
                 sq = np.mean((m * lam_z) ** 2, axis=0)
                 r = (1.0 - rho) * sq if state.r[t] is None else rho * state.r[t] + (1.0 - rho) * sq
                 r_new[t] = r
-                gw = st.affine_vjp_w(X[t], (self.s / np.sqrt(r + self.eps)) * lam_z)
-                lam = st.affine_vjp_x(wt, lam_z, X[t].shape)
+                seg = ch.layout.segment(G, t)
+                gw = st.affine_vjp_w(X[t], (self.s / np.sqrt(r + self.eps)) * lam_z, seg)
+                need_x = t > 0 or ch.input_costate
+                lam = st.affine_vjp_x(wt, lam_z, X[t].shape) if need_x else None
             else:
-                gw, lam = st.vjp_with_output(wt, X[t], X[t + 1], lam)
-            seg = ch.layout.segment(G, t)
-            seg[:] = np.ravel(gw)
+                seg = ch.layout.segment(G, t)
+                gw, lam = st.vjp_with_output(wt, X[t], X[t + 1], lam, out=seg,
+                                             need_x=t > 0 or ch.input_costate)
+            if gw is not seg:
+                seg[:] = np.ravel(gw)
             if ch.regularizer is not None:
                 seg += np.ravel(ch.regularizer.grad(wt, t))
         out = OracleOutput(cost=cost, direction=G, states=X, gradient=None,

@@ -69,9 +69,10 @@ def run_training_cell(spec: Mapping[str, Any]) -> dict:
     of the final weights, seconds)."""
     task = _task(spec["task"])
     t0 = time.perf_counter()
-    res = solve(task.problem, method=spec["method"], step=float(spec["step"]),
-                epochs=int(spec["epochs"]), seed=int(spec["seed"]), verbose=False,
-                **dict(spec.get("solve_kwargs") or {}))
+    with np.errstate(all="ignore"):  # a diverging step is a result (its status), not a warning
+        res = solve(task.problem, method=spec["method"], step=float(spec["step"]),
+                    epochs=int(spec["epochs"]), seed=int(spec["seed"]), verbose=False,
+                    **dict(spec.get("solve_kwargs") or {}))
     seconds = time.perf_counter() - t0
     acc = task.accuracy(res.w) if np.all(np.isfinite(res.costs[:1])) else math.nan
     return {"key": cell_key(spec), "spec": dict(spec), "costs": _json_floats(res.costs),
