@@ -208,6 +208,9 @@ class Stage:
     - ``moreau_grad_x(w, x, lam, c)``: a closed form of the state line's
       ``grad env(c lam^T phi(w, .))(x)`` (the Moreau rule uses it instead of the inner
       algorithm; e.g. an element-wise ReLU);
+    - ``moreau_grad_w(w, x, lam, c, inner, x_next, reg)``: the stage's own solve of the weight
+      line's ``grad env(c (lam^T phi(., x) + r))(w)`` (exact or cheaper, e.g. in a subspace),
+      or None to let the rule's inner algorithm run (e.g. a dense layer's reduced solve);
     - ``prox_w``, ``prox_x``...: closed forms for rules that need them (later oracles).
 
     Attributes
@@ -522,12 +525,13 @@ class Chain:
         stage whose output is not finite."""
         o_rule, x_rule, w_rule = spec.rules
         T = self.horizon
-        G = np.full(self.layout.size, np.nan, dtype=w.dtype)
+        # every entry is written below, or set to NaN on an early return (_unfinished)
+        G = np.empty(self.layout.size, dtype=w.dtype)
         lam = o_rule.objective(self.h, X[T], data, spec.gam_h, spec.inner)
         lams = [None] * (T + 1) if spec.diagnostics else None
         resid = np.full((T + 1, 2), np.nan) if spec.diagnostics else None
         if not _finite(lam):
-            return Backward(G, lam, T, resid, lams)
+            return Backward(self._unfinished(G, T), lam, T, resid, lams)
         if spec.diagnostics:
             lams[T] = lam
             if o_rule.name == "mbp":
@@ -543,13 +547,18 @@ class Chain:
                                          X[t + 1])
             self.layout.segment(G, t)[:] = np.ravel(g)
             if not (_finite(g) and (lam_prev is None or _finite(lam_prev))):
-                return Backward(G, lam_prev, t, resid, lams)
+                return Backward(self._unfinished(G, t), lam_prev, t, resid, lams)
             lam_t, lam = lam, lam_prev
             if spec.diagnostics:
                 lams[t] = lam
                 resid[t] = _residuals(st, wt, X[t], lam_t, g, lam, float(spec.alp[t]),
                                       float(spec.gam[t]), spec, reg)
         return Backward(G, lam, None, resid, lams)
+
+    def _unfinished(self, G, t):
+        """``G`` with the stages the pass did not reach (rows ``< t``) set to NaN."""
+        G[:self.layout.offsets[t]] = np.nan
+        return G
 
     def forward_backward(self, w: np.ndarray, data, spec: BackwardSpec):
         """``(cost, X, Backward)``: :meth:`forward` then :meth:`backward`."""

@@ -305,6 +305,11 @@ class _MBP(Rule):
             # lam^T phi(., x) is linear with gradient B^T lam: the subproblem's solution is
             # u = prox_{c r}(w - c B^T lam), and grad env = w - u (D.6, exact)
             return w - reg.prox(w - c * stage.vjp_w(w, x, lam), c)
+        own = getattr(stage, "moreau_grad_w", None)
+        if own is not None:  # the stage's own (cheaper or exact) solve, when it has one here
+            g = own(w, x, lam, c, inner, x_next, reg)
+            if g is not None:
+                return g
         hess = getattr(stage, "hess_w", None)
         g_z = None if x_next is None else _grad_w(stage, w, x, lam, x_next)
         if reg is None:

@@ -175,3 +175,32 @@ def test_moreau_training_on_networks(digits):
     r3 = mc.solve(cp, method="moreau-adam", step=1e-2, gamma=0.5, epochs=2, seed=0,
                   verbose=False)
     assert r3.success and r3.costs[-1] < r3.costs[0]
+
+
+@pytest.mark.parametrize("act", ["relu", "tanh", "sigmoid"])
+def test_dense_weight_line_in_the_batch_subspace_equals_the_full_solve(act):
+    # Dense.moreau_grad_w runs the inner algorithm on (U, y_b) with Y = (Q U)^T, x^T = Q R:
+    # the same iterates as the full-space run (an isometry onto the span of the gradients)
+    rng = np.random.default_rng(1)
+    st = nn.Dense(40, 7, act)
+
+    class Full(nn.Dense):
+        moreau_grad_w = None      # the rule's generic solve over all n_out (n_in + 1) weights
+
+    full = Full(40, 7, act)
+    x, lam = rng.normal(size=(5, 40)), rng.normal(size=(5, 7))
+    w = 0.3 * rng.normal(size=st.nw)
+    y = st.forward(w, x)
+    paper = mc.rules.Inner("paper")
+    a = mc.rules.MBP.weights(st, w, x, lam, 0.7, paper, y)
+    b = mc.rules.MBP.weights(full, w, x, lam, 0.7, paper, y)
+    assert mc.relative_error(a, b) <= 1e-12
+    gd = mc.rules.Inner("gd", 2000, 1e-11)
+    a = mc.rules.MBP.weights(st, w, x, lam, 0.7, gd, y)
+    b = mc.rules.MBP.weights(full, w, x, lam, 0.7, gd, y)
+    assert mc.relative_error(a, b) <= 1e-7
+    # not used where it would not pay (m >= n_in) or does not apply (a regularizer)
+    assert st.moreau_grad_w(w, rng.normal(size=(40, 40)), rng.normal(size=(40, 7)), 0.7,
+                            paper) is None
+    reg = mc.chain.L2(0.1).at(0)
+    assert st.moreau_grad_w(w, x, lam, 0.7, paper, y, reg) is None
