@@ -223,3 +223,44 @@ def network_value_and_grad(net, params, X, y, loss, mu=0.0, decay_biases=True):
                 if decay_biases:
                     val += 0.5 * mu * float(np.sum(p[1] ** 2))
     return val, grads
+
+
+def bfgs_argmin(F, grad, n, tol=1e-12):
+    """scipy's BFGS solve of a (strongly convex) subproblem in R^n from 0, tight tolerance."""
+    return minimize(F, np.zeros(n), jac=grad, method="BFGS",
+                    options={"gtol": tol, "maxiter": 20000}).x
+
+
+def moreau_line_errors(chain, w, data, out, gam_h, gam, alp, reg_scale=None):
+    """Relative errors of every line of a Moreau pass (``out``: an OracleOutput with
+    diagnostics: costates and ``info["g"]``) against scipy's argmin of the line's defining
+    subproblem, with the costates the pass produced: ``[("objective", err), ("states", t,
+    err), ("weights", t, err), ...]``. Stages without parameters have no weight line; a pass
+    that skipped ``lam_0`` (``chain.input_costate`` False) has no first state line."""
+    from moreauctl.api import relative_error
+    lams, X, g = out.info["costates"], out.states, out.info["g"]
+    xT = X[-1]
+    y = bfgs_argmin(lambda y: gam_h * chain.h.value(xT + y.reshape(xT.shape), data) + 0.5 * y @ y,
+                    lambda y: gam_h * chain.h.grad(xT + y.reshape(xT.shape), data).ravel() + y,
+                    xT.size)
+    errs = [("objective", relative_error(lams[-1], -y.reshape(xT.shape)))]
+    for t, st in enumerate(chain.stages):
+        wt, x, lam = chain.layout.segment(w, t), X[t], lams[t + 1]
+        if lams[t] is not None:
+            c = gam[t]
+            y = bfgs_argmin(
+                lambda y: c * float(np.vdot(lam, st.forward(wt, x + y.reshape(x.shape)))) + 0.5 * y @ y,
+                lambda y: c * st.vjp_x(wt, x + y.reshape(x.shape), lam).ravel() + y, x.size)
+            errs.append(("states", t, relative_error(lams[t], -y.reshape(x.shape))))
+        if not st.param_shapes:
+            continue
+        a = alp[t]
+        reg = None if chain.regularizer is None else chain.regularizer.at(
+            t, 1.0 if reg_scale is None else reg_scale[t])
+        F = lambda v: a * (float(np.vdot(lam, st.forward(wt + v, x)))   # noqa: E731
+                           + (0.0 if reg is None else reg.value(wt + v))) + 0.5 * v @ v
+        G = lambda v: a * (st.vjp_w(wt + v, x, lam)                      # noqa: E731
+                           + (0.0 if reg is None else reg.grad(wt + v))) + v
+        v = bfgs_argmin(F, G, wt.size)
+        errs.append(("weights", t, relative_error(chain.layout.segment(g, t), -v)))
+    return errs

@@ -8,23 +8,17 @@ small-step limit (the Moreau direction tends to the gradient).
 """
 import numpy as np
 import pytest
-from scipy.optimize import minimize as scipy_minimize
 
 import moreauctl as mc
 from moreauctl import datasets, nn
 from moreauctl.optimizers import piecewise_constant
 from moreauctl.oracles import MoreauOracle
+from tests import naive
 
 
 @pytest.fixture(scope="module")
 def digits():
     return datasets.digits(test_size=0.25, seed=0)
-
-
-def _argmin(F, grad, n):
-    r = scipy_minimize(F, np.zeros(n), jac=grad, method="BFGS",
-                       options={"gtol": 1e-12, "maxiter": 20000})
-    return r.x
 
 
 def _small_problems():
@@ -53,30 +47,9 @@ def test_every_subproblem_matches_scipy(name):
                      diagnostics=True)
     out, _ = o(w, o.init(w), data)
     assert out.failed_stage is None
-    lams, X, g = out.info["costates"], out.states, out.info["g"]
-    xT = X[-1]
-    y = _argmin(lambda y: o.gam_h * ch.h.value(xT + y.reshape(xT.shape), data) + 0.5 * y @ y,
-                lambda y: o.gam_h * ch.h.grad(xT + y.reshape(xT.shape), data).ravel() + y,
-                xT.size)
-    assert mc.relative_error(lams[-1], -y.reshape(xT.shape)) <= 1e-6
-    reg_scale = o.spec.reg_scale
-    for t, st in enumerate(ch.stages):
-        wt, x, lam = ch.layout.segment(w, t), X[t], lams[t + 1]
-        c = o.gam[t]
-        y = _argmin(
-            lambda y: c * float(np.vdot(lam, st.forward(wt, x + y.reshape(x.shape)))) + 0.5 * y @ y,
-            lambda y: c * st.vjp_x(wt, x + y.reshape(x.shape), lam).ravel() + y, x.size)
-        assert mc.relative_error(lams[t], -y.reshape(x.shape)) <= 1e-6, t
-        if not st.param_shapes:
-            continue
-        a = o.alp[t]
-        reg = None if ch.regularizer is None else ch.regularizer.at(t, reg_scale[t])
-        F = lambda v: a * (float(np.vdot(lam, st.forward(wt + v, x)))   # noqa: E731
-                           + (0.0 if reg is None else reg.value(wt + v))) + 0.5 * v @ v
-        G = lambda v: a * (st.vjp_w(wt + v, x, lam)                      # noqa: E731
-                           + (0.0 if reg is None else reg.grad(wt + v))) + v
-        v = _argmin(F, G, wt.size)
-        assert mc.relative_error(ch.layout.segment(g, t), -v) <= 1e-6, t
+    errs = naive.moreau_line_errors(ch, w, data, out, o.gam_h, o.gam, o.alp, o.spec.reg_scale)
+    assert len(errs) == 1 + len(ch.stages) + sum(bool(s.param_shapes) for s in ch.stages)
+    assert max(e[-1] for e in errs) <= 1e-6, errs
     assert np.nanmax(out.info["residuals"]) <= 1e-8
 
 

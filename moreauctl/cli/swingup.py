@@ -15,20 +15,10 @@ import sys
 
 from ..plots import plot_solve
 from ..solve import METHODS, solve
-from .args import (add_problem_args, add_quiet, make_problem, nonnegative_int, positive_float,
-                   write_json)
+from .args import (add_problem_args, add_quiet, cost_table, make_problem, nonnegative_int,
+                   positive_float, write_json)
 
 __all__ = ["add_parser", "run", "cost_table"]
-
-
-def cost_table(costs, every=None) -> str:
-    """About ten rows ``iter  cost`` (the last iteration always included)."""
-    n = len(costs)
-    every = every or max(1, (n - 1) // 10)
-    rows = ["  iter  cost"]
-    for k in list(range(0, n, every)) + ([n - 1] if (n - 1) % every else []):
-        rows.append(f"  {k:4d}  {costs[k]:.6g}")
-    return "\n".join(rows)
 
 
 def _oracle_options(args) -> dict:

@@ -30,20 +30,15 @@ from ..nn.activations import ACTIVATIONS
 from ..nn.losses import LOSSES
 from ..nn.tasks import ARCHS, make_task
 from ..solve import METHODS, solve
-from .args import (add_quiet, int_list, nonnegative_float, nonnegative_int, positive_float,
-                   positive_int, write_json)
+from .args import (add_quiet, cost_table, int_list, nonnegative_float, nonnegative_int,
+                   positive_float, positive_int, write_json)
 
 __all__ = ["add_parser", "run", "epoch_table"]
 
 
 def epoch_table(costs) -> str:
     """``epoch  training objective`` rows (about twenty; the last always included)."""
-    n = len(costs)
-    every = max(1, (n - 1) // 20)
-    rows = ["  epoch  training objective"]
-    for k in list(range(0, n, every)) + ([n - 1] if (n - 1) % every else []):
-        rows.append(f"  {k:5d}  {costs[k]:.6g}")
-    return "\n".join(rows)
+    return cost_table(costs, rows=20, head=("epoch", "training objective"))
 
 
 def _oracle_options(args) -> dict:

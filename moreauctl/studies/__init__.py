@@ -13,6 +13,7 @@ Modules, in import order (each imports only those above it, so there is no circl
 - :mod:`~moreauctl.studies.metrics`: min-so-far, area under it, normalized gap, criteria;
   :mod:`~moreauctl.studies.executors`: serial, thread, process and Dask executors;
   :mod:`~moreauctl.studies.store`: one atomic JSON file per finished cell;
+  :mod:`~moreauctl.studies.cells`: load finished cells, run the others on an executor;
 - :mod:`~moreauctl.studies.grid`: :func:`grid_search` over one problem;
 - :mod:`~moreauctl.studies.report`: columns, tables and figures of a sweep;
 - :mod:`~moreauctl.studies.sweep`: :func:`horizon_sweep` (scaling with ``T``, resuming);

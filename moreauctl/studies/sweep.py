@@ -48,7 +48,7 @@ import json
 import math
 import os
 import time
-from concurrent.futures import Executor, as_completed
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 
@@ -58,11 +58,11 @@ from .. import __version__, models
 from .._io import write_json_atomic
 from .._validate import choice, nonnegative_int, positive_int, positive_number
 from ..solve import solve
-from .executors import make_executor
+from .cells import compute_cells, floats_from_json, floats_to_json
 from .grid import GridResult, StepRecord, choose, powers_of_two
 from .metrics import check_criterion, normalized_gap
 from .report import markdown_table, sweep_rows, write_report
-from .store import CellStore, cell_key
+from .store import cell_key
 
 __all__ = ["horizon_sweep", "SweepResult", "METHOD_PRESETS", "DEFAULT_METHODS", "SCALINGS",
            "run_cell", "DEFAULT_STEPS"]
@@ -129,17 +129,6 @@ def _get_problem(make_problem, T: int, dt: Optional[float], problem_kwargs: Mapp
     return prob
 
 
-def _jsonable_costs(costs) -> list:
-    out = []
-    for c in np.asarray(costs, dtype=float).tolist():
-        out.append(c if math.isfinite(c) else ("nan" if math.isnan(c) else ("inf" if c > 0 else "-inf")))
-    return out
-
-
-def _costs_from_json(vals) -> np.ndarray:
-    return np.array([float(v) for v in vals], dtype=float)
-
-
 def run_cell(spec: Mapping[str, Any], make_problem: Union[str, Callable]) -> dict:
     """Compute one cell (in a worker) and return its record (a JSON-ready dict).
 
@@ -172,7 +161,7 @@ def run_cell(spec: Mapping[str, Any], make_problem: Union[str, Callable]) -> dic
     delay = os.environ.get("MOREAUCTL_STUDY_CELL_DELAY")
     if delay:
         time.sleep(float(delay))
-    return {"key": cell_key(spec), "spec": dict(spec), "costs": _jsonable_costs(res.costs),
+    return {"key": cell_key(spec), "spec": dict(spec), "costs": floats_to_json(res.costs),
             "success": bool(res.success), "status": int(res.status), "message": str(res.message),
             "nit": int(res.nit), "seconds": float(seconds), "dt": float(prob.dt),
             "scheme": str(prob.scheme), "pid": os.getpid(), "finished_at": time.time(),
@@ -185,7 +174,7 @@ def _record_to_step(rec: Mapping[str, Any]) -> StepRecord:
     iters = int(spec.get("iters", max(len(rec["costs"]) - 1, 0)))
     return StepRecord(step=step, success=bool(rec["success"]), status=int(rec["status"]),
                       message=str(rec["message"]), nit=int(rec["nit"]),
-                      costs=_costs_from_json(rec["costs"]), seconds=float(rec["seconds"]),
+                      costs=floats_from_json(rec["costs"]), seconds=float(rec["seconds"]),
                       iters=iters)
 
 
@@ -441,71 +430,26 @@ def horizon_sweep(make_problem: Union[str, Callable], horizons: Sequence[int],
                 keys.append(k)
             run_keys[(T, label)] = keys
 
-    store = CellStore(out) if out is not None else None
-    records: Dict[str, dict] = {}
-    if store is not None:
-        store.clean_temporaries()
-        if not force:
-            for k in specs:
-                rec = store.load(k)
-                if rec is not None:
-                    records[k] = rec
-    n_loaded = len(records)
-    pending = [k for k in specs if k not in records]
     # Alternate horizons in submission order: when each T has its own stage (fixed-time
     # scaling changes dt), the first cells of different T compile their kernels on different
     # workers at once, and later cells load them from the disk cache.
-    rank: Dict[int, int] = {}
-    order = {}
-    for k in pending:
-        T = specs[k]["horizon"]
-        order[k] = (rank.get(T, 0), hs.index(T))
-        rank[T] = rank.get(T, 0) + 1
-    pending.sort(key=order.__getitem__)
+    def alternate(pending):
+        rank: Dict[int, int] = {}
+        order = {}
+        for k in pending:
+            T = specs[k]["horizon"]
+            order[k] = (rank.get(T, 0), hs.index(T))
+            rank[T] = rank.get(T, 0) + 1
+        return sorted(pending, key=order.__getitem__)
 
-    # -- run what is missing --------------------------------------------------------
-    if pending:
-        own = executor is None or isinstance(executor, str)
-        ex = make_executor(executor or "process", min(workers or os.cpu_count() or 1, len(pending))) \
-            if own else executor
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-            bar = tqdm(total=len(specs), initial=n_loaded, desc="cells", unit="cell",
-                       dynamic_ncols=True)
-        futures = {}
-        try:
-            for k in pending:
-                futures[ex.submit(run_cell, specs[k], make_problem)] = k
-            for fut in as_completed(futures):
-                k = futures[fut]
-                try:
-                    rec = fut.result()
-                except Exception as e:
-                    sp = specs[k]
-                    raise RuntimeError(f"cell T={sp['horizon']} method={sp['method']} "
-                                       f"step={sp.get('step')} failed: {e}") from e
-                records[k] = rec
-                if store is not None:
-                    store.save(k, rec)
-                if bar is not None:
-                    sp = specs[k]
-                    step = "" if sp.get("step") is None else f" step {sp['step']:g}"
-                    bar.set_postfix_str(f"T={sp['horizon']} {sp['method']}{step}", refresh=False)
-                    bar.update(1)
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            if own:
-                ex.shutdown(wait=False, cancel_futures=True)
-                own = False
-            raise
-        finally:
-            if bar is not None:
-                bar.close()
-            if own:
-                ex.shutdown(wait=True)
+    def describe(sp):
+        step = "" if sp.get("step") is None else f" step={sp['step']:g}"
+        return f"T={sp['horizon']} method={sp['method']}{step}"
 
+    # -- run what is missing (finished cells come from disk) -------------------------
+    records, n_loaded = compute_cells(specs, run_cell, (make_problem,), out=out, force=force,
+                                      executor=executor, workers=workers, progress=progress,
+                                      describe=describe, order=alternate)
     # -- assemble -------------------------------------------------------------------
     grids = {}
     for (T, label), keys in run_keys.items():
@@ -525,7 +469,7 @@ def horizon_sweep(make_problem: Union[str, Callable], horizons: Sequence[int],
                 "reference": reference,
                 "methods": {lab: {**st, "steps": list(st["steps"])} for lab, st in meths.items()}}
     res = SweepResult(horizons=hs, labels=tuple(meths), grids=grids, references=refs, dts=dts,
-                      settings=settings, computed=len(pending), loaded=n_loaded,
+                      settings=settings, computed=len(specs) - n_loaded, loaded=n_loaded,
                       seconds=time.perf_counter() - t_start, out=out)
     if out is not None:
         write_json_atomic(os.path.join(out, "sweep.json"),

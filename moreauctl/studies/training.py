@@ -23,7 +23,7 @@ import json
 import math
 import os
 import time
-from concurrent.futures import Executor, as_completed
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
@@ -33,10 +33,10 @@ from .. import __version__
 from .._io import write_json_atomic, write_text_atomic
 from .._validate import nonnegative_int, positive_number
 from ..solve import solve
-from .executors import make_executor
+from .cells import compute_cells, floats_from_json, floats_to_json
 from .grid import GridResult, StepRecord, choose, format_step
 from .metrics import check_criterion
-from .store import CellStore, cell_key
+from .store import cell_key
 
 __all__ = ["training_grid", "TrainingStudy", "run_training_cell"]
 
@@ -58,11 +58,6 @@ def _task(task_kwargs: Mapping[str, Any]):
     return t
 
 
-def _json_floats(vals) -> list:
-    return [float(c) if math.isfinite(c) else ("nan" if math.isnan(c) else ("inf" if c > 0 else "-inf"))
-            for c in np.asarray(vals, dtype=float).tolist()]
-
-
 def run_training_cell(spec: Mapping[str, Any]) -> dict:
     """Compute one cell (in a worker): ``solve(task.problem, method, step, epochs, seed,
     **solve_kwargs)``; returns its JSON-ready record (costs per epoch, status, test accuracy
@@ -75,7 +70,7 @@ def run_training_cell(spec: Mapping[str, Any]) -> dict:
                     **dict(spec.get("solve_kwargs") or {}))
     seconds = time.perf_counter() - t0
     acc = task.accuracy(res.w) if np.all(np.isfinite(res.costs[:1])) else math.nan
-    return {"key": cell_key(spec), "spec": dict(spec), "costs": _json_floats(res.costs),
+    return {"key": cell_key(spec), "spec": dict(spec), "costs": floats_to_json(res.costs),
             "success": bool(res.success), "status": int(res.status),
             "message": str(res.message), "nit": int(res.nit), "seconds": float(seconds),
             "test_accuracy": float(acc) if math.isfinite(acc) else "nan",
@@ -85,7 +80,7 @@ def run_training_cell(spec: Mapping[str, Any]) -> dict:
 def _to_step(rec: Mapping[str, Any]) -> StepRecord:
     return StepRecord(step=float(rec["spec"]["step"]), success=bool(rec["success"]),
                       status=int(rec["status"]), message=str(rec["message"]),
-                      nit=int(rec["nit"]), costs=np.array([float(c) for c in rec["costs"]]),
+                      nit=int(rec["nit"]), costs=floats_from_json(rec["costs"]),
                       seconds=float(rec["seconds"]), iters=int(rec["spec"]["epochs"]))
 
 
@@ -249,57 +244,9 @@ def training_grid(task: Mapping[str, Any], methods: Mapping[str, Mapping[str, An
             k = cell_key(spec)
             specs[k] = spec
             keys[label].append(k)
-    store = CellStore(out) if out is not None else None
-    records: Dict[str, dict] = {}
-    if store is not None:
-        store.clean_temporaries()
-        if not force:
-            for k in specs:
-                rec = store.load(k)
-                if rec is not None:
-                    records[k] = rec
-    n_loaded = len(records)
-    pending = [k for k in specs if k not in records]
-    if pending:
-        own = executor is None or isinstance(executor, str)
-        ex = make_executor(executor or "process",
-                           min(workers or os.cpu_count() or 1, len(pending))) if own else executor
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-            bar = tqdm(total=len(specs), initial=n_loaded, desc="cells", unit="cell",
-                       dynamic_ncols=True)
-        futures = {}
-        try:
-            for k in pending:
-                futures[ex.submit(run_training_cell, specs[k])] = k
-            for fut in as_completed(futures):
-                k = futures[fut]
-                try:
-                    rec = fut.result()
-                except Exception as e:
-                    sp = specs[k]
-                    raise RuntimeError(f"cell method={sp['method']} step={sp['step']} failed: "
-                                       f"{e}") from e
-                records[k] = rec
-                if store is not None:
-                    store.save(k, rec)
-                if bar is not None:
-                    bar.set_postfix_str(f"{specs[k]['method']} step {specs[k]['step']:g}",
-                                        refresh=False)
-                    bar.update(1)
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            if own:
-                ex.shutdown(wait=False, cancel_futures=True)
-                own = False
-            raise
-        finally:
-            if bar is not None:
-                bar.close()
-            if own:
-                ex.shutdown(wait=True)
+    records, n_loaded = compute_cells(
+        specs, run_training_cell, out=out, force=force, executor=executor, workers=workers,
+        progress=progress, describe=lambda sp: f"method={sp['method']} step={sp['step']:g}")
     grids, accs = {}, {}
     for label, ks in keys.items():
         recs = tuple(_to_step(records[k]) for k in ks)
@@ -312,7 +259,7 @@ def training_grid(task: Mapping[str, Any], methods: Mapping[str, Mapping[str, An
     settings = {"task": task, "epochs": int(epochs), "seed": int(seed), "criterion": criterion,
                 "methods": {lab: {**st, "steps": list(st["steps"])} for lab, st in meths.items()}}
     study = TrainingStudy(labels=tuple(meths), grids=grids, accuracies=accs, settings=settings,
-                          computed=len(pending), loaded=n_loaded,
+                          computed=len(specs) - n_loaded, loaded=n_loaded,
                           seconds=time.perf_counter() - t_start, out=out)
     if out is not None:
         write_json_atomic(os.path.join(out, "study.json"),
