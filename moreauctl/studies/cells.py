@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from concurrent.futures import Executor, as_completed
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .executors import make_executor
+from .executors import make_executor, stop_workers
 from .store import CellStore
 
 __all__ = ["compute_cells", "floats_to_json", "floats_from_json"]
@@ -37,7 +38,8 @@ def compute_cells(specs: Mapping[str, Mapping[str, Any]], fn: Callable, args: Se
                   out: Optional[str] = None, force: bool = False,
                   executor: Union[None, str, Executor] = None, workers: Optional[int] = None,
                   progress: bool = True, describe: Callable[[Mapping], str] = str,
-                  order: Optional[Callable[[list], list]] = None
+                  order: Optional[Callable[[list], list]] = None,
+                  check: Optional[Callable[[Mapping, Mapping], Optional[str]]] = None
                   ) -> Tuple[Dict[str, dict], int]:
     """The records of every cell of ``specs`` (``{key: spec}``).
 
@@ -55,6 +57,9 @@ def compute_cells(specs: Mapping[str, Mapping[str, Any]], fn: Callable, args: Se
         A tqdm bar over cells; ``describe(spec)`` names the last finished one.
     order : callable, optional
         ``order(pending keys) -> keys`` in submission order.
+    check : callable, optional
+        ``check(record, spec) -> None or why``: a stored record it rejects is named in a
+        warning and recomputed (as an unreadable cell file is).
 
     Returns
     -------
@@ -74,8 +79,13 @@ def compute_cells(specs: Mapping[str, Mapping[str, Any]], fn: Callable, args: Se
         store.clean_temporaries()
         if not force:
             for k in specs:
-                rec = store.load(k)
-                if rec is not None:
+                rec, why = store.read(k)
+                if rec is not None and check is not None:
+                    why = check(rec, specs[k])
+                if why is not None:
+                    warnings.warn(f"ignoring cell file {store.path(k)}: {why}; it will be "
+                                  "recomputed", RuntimeWarning, stacklevel=2)
+                elif rec is not None:
                     records[k] = rec
     n_loaded = len(records)
     pending = [k for k in specs if k not in records]
@@ -111,7 +121,7 @@ def compute_cells(specs: Mapping[str, Mapping[str, Any]], fn: Callable, args: Se
         for f in futures:
             f.cancel()
         if own:
-            ex.shutdown(wait=False, cancel_futures=True)
+            stop_workers(ex)  # Ctrl-C or SIGTERM: no worker finishes its cell for nobody
             own = False
         raise
     finally:

@@ -30,15 +30,16 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Union
 import numpy as np
 
 from .. import __version__
-from .._io import write_json_atomic, write_text_atomic
+from .._io import check_output_dir, write_json_atomic, write_text_atomic
 from .._validate import nonnegative_int, positive_number
 from ..solve import solve
 from .cells import compute_cells, floats_from_json, floats_to_json
+from .executors import terminate_on_signal
 from .grid import GridResult, StepRecord, choose, format_step
 from .metrics import check_criterion
 from .store import cell_key
 
-__all__ = ["training_grid", "TrainingStudy", "run_training_cell"]
+__all__ = ["training_grid", "TrainingStudy", "run_training_cell", "check_training_record"]
 
 _FORBIDDEN = {"step": "give a grid as 'steps'", "epochs": "set epochs for the study",
               "iters": "networks train for epochs", "seed": "set seed for the study",
@@ -75,6 +76,26 @@ def run_training_cell(spec: Mapping[str, Any]) -> dict:
             "message": str(res.message), "nit": int(res.nit), "seconds": float(seconds),
             "test_accuracy": float(acc) if math.isfinite(acc) else "nan",
             "pid": os.getpid(), "finished_at": time.time(), "moreauctl_version": __version__}
+
+
+def check_training_record(rec: Mapping[str, Any], spec: Mapping[str, Any]) -> Optional[str]:
+    """Why a stored record cannot be the result of the training cell ``spec`` (None when it
+    can): its settings, and the fields a study reads with their types."""
+    for name, typ in (("spec", dict), ("costs", list), ("success", bool), ("status", int),
+                      ("message", str), ("nit", int), ("seconds", (int, float)),
+                      ("test_accuracy", (int, float, str))):
+        if not isinstance(rec.get(name), typ) or (typ is int and isinstance(rec[name], bool)):
+            return f"its {name!r} is missing or of the wrong type"
+    if cell_key(rec["spec"]) != cell_key(spec):
+        return "its settings are not those of this cell"
+    if not 1 <= len(rec["costs"]) <= int(spec["epochs"]) + 1:
+        return f"its cost curve has {len(rec['costs'])} entries for {spec['epochs']} epochs"
+    try:
+        floats_from_json(rec["costs"])
+        float(rec["test_accuracy"])
+    except (TypeError, ValueError):
+        return "its costs or test accuracy are not numbers"
+    return None
 
 
 def _to_step(rec: Mapping[str, Any]) -> StepRecord:
@@ -232,6 +253,8 @@ def training_grid(task: Mapping[str, Any], methods: Mapping[str, Mapping[str, An
     nonnegative_int("epochs", epochs)
     nonnegative_int("seed", seed)
     check_criterion(criterion)
+    if out is not None:
+        check_output_dir(out, "out")  # a file, or not writable: say so before any compute
     _task(task)  # fail fast (unknown data set, architecture...) before any cell runs
     specs: Dict[str, dict] = {}
     keys: Dict[str, list] = {}
@@ -244,9 +267,11 @@ def training_grid(task: Mapping[str, Any], methods: Mapping[str, Mapping[str, An
             k = cell_key(spec)
             specs[k] = spec
             keys[label].append(k)
-    records, n_loaded = compute_cells(
-        specs, run_training_cell, out=out, force=force, executor=executor, workers=workers,
-        progress=progress, describe=lambda sp: f"method={sp['method']} step={sp['step']:g}")
+    with terminate_on_signal():  # SIGTERM stops the study the way Ctrl-C does
+        records, n_loaded = compute_cells(
+            specs, run_training_cell, out=out, force=force, executor=executor,
+            workers=workers, progress=progress, check=check_training_record,
+            describe=lambda sp: f"method={sp['method']} step={sp['step']:g}")
     grids, accs = {}, {}
     for label, ks in keys.items():
         recs = tuple(_to_step(records[k]) for k in ks)
