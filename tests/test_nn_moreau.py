@@ -133,6 +133,12 @@ def test_moreau_training_on_networks(digits):
     net = nn.mlp([64, 32, 10], activation="relu")
     prob = nn.Classification(net, digits.X_train, digits.y_train, batch_size=32,
                              weight_decay=1e-6)
+    # nobody uses the inputs' costate: the passes skip it (Chain input_costate=False)
+    w = prob.chain.check_params(prob.init_params())
+    b = next(iter(prob.batches(0)(0)))
+    o = MoreauOracle(prob.chain, alpha=0.5, gamma=1.0)
+    assert o(w, o.init(w), b)[0].info["lam0"] is None
+    assert prob.chain.value_and_gradient(w, b)[3] is None
     res = mc.solve(prob, method="moreau-sgd", step=0.5, gamma=1.0, epochs=3, seed=0,
                    verbose=False)
     assert res.success and np.all(np.isfinite(res.costs)) and res.costs[-1] < 0.5 * res.costs[0]
@@ -168,10 +174,10 @@ def test_dense_weight_line_in_the_batch_subspace_equals_the_full_solve(act):
     a = mc.rules.MBP.weights(st, w, x, lam, 0.7, paper, y)
     b = mc.rules.MBP.weights(full, w, x, lam, 0.7, paper, y)
     assert mc.relative_error(a, b) <= 1e-12
-    gd = mc.rules.Inner("gd", 2000, 1e-11)
+    gd = mc.rules.Inner("gd", 30, 0.0)      # 30 Armijo steps each: the same iterates
     a = mc.rules.MBP.weights(st, w, x, lam, 0.7, gd, y)
     b = mc.rules.MBP.weights(full, w, x, lam, 0.7, gd, y)
-    assert mc.relative_error(a, b) <= 1e-7
+    assert mc.relative_error(a, b) <= 1e-10
     # not used where it would not pay (m >= n_in) or does not apply (a regularizer)
     assert st.moreau_grad_w(w, rng.normal(size=(40, 40)), rng.normal(size=(40, 7)), 0.7,
                             paper) is None

@@ -84,6 +84,14 @@ def test_training_grid_cells_resume_and_choose(tmp_path):
     more = studies.training_grid(task, {**methods, "adam": {"method": "adam", "steps": [1e-3]}},
                                  epochs=2, executor="serial", out=str(tmp_path), progress=False)
     assert more.computed == 1 and more.loaded == 3
+    # a damaged cell file is named in a warning and recomputed
+    cell = sorted((tmp_path / "cells").glob("*.json"))[0]
+    cell.write_text(cell.read_text().replace('"costs"', '"kosts"'))
+    with pytest.warns(RuntimeWarning, match="its 'costs' is missing"):
+        again = studies.training_grid(task, {**methods, "adam": {"method": "adam", "steps": [1e-3]}},
+                                      epochs=2, executor="serial", out=str(tmp_path),
+                                      progress=False)
+    assert again.computed == 1 and again.loaded == 3
     with pytest.raises(ValueError, match="may not set 'epochs'"):
         studies.training_grid(task, {"x": {"method": "sgd", "steps": [1.0], "epochs": 3}})
     with pytest.raises(ValueError, match="unknown dataset"):
