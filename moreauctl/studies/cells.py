@@ -17,7 +17,7 @@ import numpy as np
 from .executors import make_executor, stop_workers
 from .store import CellStore
 
-__all__ = ["compute_cells", "floats_to_json", "floats_from_json"]
+__all__ = ["compute_cells", "run_pending", "floats_to_json", "floats_from_json"]
 
 
 def floats_to_json(values) -> list:
@@ -91,8 +91,24 @@ def compute_cells(specs: Mapping[str, Mapping[str, Any]], fn: Callable, args: Se
     pending = [k for k in specs if k not in records]
     if order is not None:
         pending = list(order(pending))
-    if not pending:
-        return records, n_loaded
+    if pending:
+        run_pending(pending, specs, fn, lambda spec: tuple(args), records, store=store,
+                    executor=executor, workers=workers, progress=progress, n_loaded=n_loaded,
+                    describe=describe)
+    return records, n_loaded
+
+
+def run_pending(pending: Sequence[str], specs: Mapping[str, Mapping[str, Any]], fn: Callable,
+                args_for: Callable[[Mapping], tuple], records: Dict[str, dict], *,
+                store: Optional[CellStore] = None,
+                executor: Union[None, str, Executor] = None, workers: Optional[int] = None,
+                progress: bool = True, n_loaded: int = 0,
+                describe: Callable[[Mapping], str] = str,
+                verify: Optional[Callable[[Mapping, Mapping], None]] = None) -> None:
+    """Compute the ``pending`` cells, ``fn(spec, *args_for(spec))``, on the executor, storing
+    each as it finishes (into ``records`` and the store). ``verify(record, spec)`` may raise
+    to refuse a computed record. On any exception, Ctrl-C or SIGTERM included, a pool this
+    function created is stopped at once (its workers terminated); finished cells stay."""
     own = executor is None or isinstance(executor, str)
     ex = make_executor(executor or "process", min(workers or os.cpu_count() or 1, len(pending))) \
         if own else executor
@@ -104,13 +120,15 @@ def compute_cells(specs: Mapping[str, Mapping[str, Any]], fn: Callable, args: Se
     futures = {}
     try:
         for k in pending:
-            futures[ex.submit(fn, specs[k], *args)] = k
+            futures[ex.submit(fn, specs[k], *args_for(specs[k]))] = k
         for fut in as_completed(futures):
             k = futures[fut]
             try:
                 rec = fut.result()
             except Exception as e:
                 raise RuntimeError(f"cell {describe(specs[k])} failed: {e}") from e
+            if verify is not None:
+                verify(rec, specs[k])
             records[k] = rec
             if store is not None:
                 store.save(k, rec)
@@ -129,4 +147,3 @@ def compute_cells(specs: Mapping[str, Mapping[str, Any]], fn: Callable, args: Se
             bar.close()
         if own:
             ex.shutdown(wait=True)
-    return records, n_loaded
