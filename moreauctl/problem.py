@@ -17,7 +17,7 @@ the objective becomes ``h(x_T) + c_T``. So every problem, with or without stage 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Union
+from typing import Callable, Optional, Tuple, Union
 
 import casadi as ca
 import numpy as np
@@ -79,6 +79,13 @@ class ControlProblem:
         Sub-steps per stage (the control stays constant over them).
     name : str, optional
         Label for results and plots.
+    control_bounds : (array_like, array_like), optional
+        ``(lower, upper)``, each of shape ``(nw,)``: the box ``lower <= w_t <= upper`` for
+        every stage (``-inf``/``inf`` for a free side; NaN and ``lower > upper`` are
+        rejected). Every method of :func:`moreauctl.solve` keeps its iterates in the box
+        (projection for first-order and Moreau updates, bounds for IPOPT and L-BFGS-B,
+        clamping in iLQR's backward pass); a ``w0`` outside the box is an error, and the
+        default start is the projection of zero onto the box.
 
     Attributes
     ----------
@@ -103,6 +110,7 @@ class ControlProblem:
     scheme: str = "euler"
     substeps: int = 1
     name: Optional[str] = None
+    control_bounds: Optional[Tuple[np.ndarray, np.ndarray]] = None
     stage: ca.Function = field(init=False, repr=False)
     objective: ca.Function = field(init=False, repr=False)
     x0_chain: np.ndarray = field(init=False, repr=False)
@@ -122,6 +130,8 @@ class ControlProblem:
         set_("x0", x0)
         if self.terminal_cost is None:
             raise ValueError("terminal_cost is required: a function h(x) -> SX scalar")
+        if self.control_bounds is not None:
+            set_("control_bounds", v.box("control_bounds", self.control_bounds, (p.nu,), "(nw,)"))
         x, u = p.state, p.control
         h = _scalar_cost(self.terminal_cost, (x,), "terminal_cost")
         if self.stage_cost is None:
@@ -164,10 +174,68 @@ class ControlProblem:
         """Zero controls, shape ``(T, nw)``."""
         return np.zeros((self.horizon, self.nw))
 
-    def with_horizon(self, horizon: int, dt: Optional[float] = None) -> "ControlProblem":
-        """The same problem with another horizon (and optionally another ``dt``)."""
-        return ControlProblem(self.plant, horizon, self.dt if dt is None else dt, self.x0,
-                              self.terminal_cost, self.stage_cost, self.scheme, self.substeps)
+    @property
+    def cost_states(self) -> Tuple[int, ...]:
+        """Indices of the chain's state that accumulate the running cost (the last one when
+        there is a ``stage_cost``, none otherwise). iLQR keeps the curvature of these
+        entries of the stage (the quadratized running cost) and drops that of the others
+        (the dynamics): Gauss-Newton on the original problem."""
+        return () if self.stage_cost is None else (self.nx - 1,)
+
+    def with_horizon(self, horizon: int, dt: Optional[float] = None,
+                     x0=None) -> "ControlProblem":
+        """The same problem with another horizon (and optionally another ``dt`` or ``x0``);
+        bounds, costs and scheme are kept."""
+        return ControlProblem(self.plant, horizon, self.dt if dt is None else dt,
+                              self.x0 if x0 is None else x0, self.terminal_cost,
+                              self.stage_cost, self.scheme, self.substeps,
+                              control_bounds=self.control_bounds)
+
+    # -- control bounds ---------------------------------------------------------------
+    @property
+    def bounded(self) -> bool:
+        """Whether the problem has ``control_bounds``."""
+        return self.control_bounds is not None
+
+    @property
+    def lower(self) -> np.ndarray:
+        """Lower bounds per control, shape ``(nw,)`` (``-inf`` without bounds)."""
+        return self.control_bounds[0] if self.bounded else np.full(self.nw, -np.inf)
+
+    @property
+    def upper(self) -> np.ndarray:
+        """Upper bounds per control, shape ``(nw,)`` (``inf`` without bounds)."""
+        return self.control_bounds[1] if self.bounded else np.full(self.nw, np.inf)
+
+    def project(self, w) -> np.ndarray:
+        """``w`` (T, nw) clipped onto the box (a new array; unchanged without bounds)."""
+        w = self.check_w(w)
+        return np.clip(w, self.lower, self.upper) if self.bounded else w.copy()
+
+    def start(self, w0=None, what: str = "w0") -> np.ndarray:
+        """The start point of a solver: ``w0`` validated (shape, finite, inside the box),
+        or, when None, zero projected onto the box. Shape ``(T, nw)``.
+
+        Raises
+        ------
+        ValueError
+            When ``w0`` leaves the box, naming the first offending entry (project it first
+            with :meth:`project` if that is what you mean).
+        """
+        if w0 is None:
+            return self.project(self.zeros())
+        w = self.check_w(w0, what)
+        if self.bounded:
+            lo, hi = self.control_bounds
+            out = (w < lo) | (w > hi)
+            if out.any():
+                t, i = (int(a[0]) for a in np.nonzero(out))
+                raise ValueError(
+                    f"{what} is outside control_bounds at {int(out.sum())} entries; first: "
+                    f"{what}[{t}, {i}] = {float(w[t, i])!r} not in [{float(lo[i])!r}, "
+                    f"{float(hi[i])!r}] (project it with problem.project({what}) if that is "
+                    "what you mean)")
+        return w
 
     # -- validation shared by every public entry point ------------------------------
     def check_w(self, w, what: str = "w") -> np.ndarray:
@@ -207,5 +275,7 @@ class ControlProblem:
         return ca.Function("J", [W], [self.objective(xk)], ["W"], ["J"])
 
     def __repr__(self):
+        b = "" if not self.bounded else (f", control_bounds=({self.lower.tolist()}, "
+                                         f"{self.upper.tolist()})")
         return (f"ControlProblem(plant={self.plant.name!r}, horizon={self.horizon}, dt={self.dt}, "
-                f"scheme={self.scheme!r}, x0={self.x0.tolist()})")
+                f"scheme={self.scheme!r}, x0={self.x0.tolist()}{b})")
