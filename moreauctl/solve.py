@@ -27,6 +27,9 @@ Methods registered by this package
     IPOPT on the multiple-shooting transcription (:mod:`moreauctl.ipopt`).
 ``"lbfgs"``
     scipy's L-BFGS-B on the compiled gradient (:mod:`moreauctl.lbfgs`).
+``"ilqr"``, ``"ddp"``
+    iLQR (Gauss-Newton) and DDP Riccati passes on the compiled chain
+    (:mod:`moreauctl.ilqr`).
 
 ``sorted(moreauctl.METHODS)`` lists every registered name.
 """
@@ -42,6 +45,7 @@ import numpy as np
 from . import _validate as v
 from ._progress import progress as _progress
 from . import ipopt  # noqa: F401  (registers the "ipopt" solver method)
+from . import ilqr  # noqa: F401  (registers the "ilqr" and "ddp" solver methods)
 from . import lbfgs  # noqa: F401  (registers the "lbfgs" solver method)
 from . import oracles  # noqa: F401  (registers the oracles and their methods)
 from .optimizers import projected
