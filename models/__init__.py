@@ -11,9 +11,11 @@ and nothing named ``models`` is put on ``sys.path``. Each model file uses only t
 your own code, rename it, edit the equations, and import it as a plain module.
 """
 from .cartpole import cartpole, cartpole_swingup
-from .pendulum import pendulum, pendulum_swingup
+from .pendulum import pendulum, pendulum_swingup, pendulum_swingup_running
 
-__all__ = ["pendulum", "pendulum_swingup", "cartpole", "cartpole_swingup", "MODELS"]
+__all__ = ["pendulum", "pendulum_swingup", "pendulum_swingup_running", "cartpole",
+           "cartpole_swingup", "MODELS"]
 
 #: Problem factories by plant name, for the command line and studies.
-MODELS = {"pendulum": pendulum_swingup, "cartpole": cartpole_swingup}
+MODELS = {"pendulum": pendulum_swingup, "cartpole": cartpole_swingup,
+          "pendulum-running": pendulum_swingup_running}

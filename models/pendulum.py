@@ -40,3 +40,26 @@ def pendulum_swingup(horizon: int = 100, dt: float = 0.1, scheme: str = "euler",
                           terminal_cost=lambda x: (x[0] - ca.pi) ** 2 + rho * x[1] ** 2,
                           scheme=scheme, substeps=substeps,
                           name=f"pendulum-T{horizon}")
+
+
+def pendulum_swingup_running(horizon: int = 1000, dt=None, scheme: str = "rk4",
+                             total_time: float = 5.0, rho: float = 0.1, effort: float = 1e-2,
+                             control_bounds=None, substeps: int = 1,
+                             **plant_params) -> mc.ControlProblem:
+    """The swing-up of issue 12 (the long-horizon benchmark): ``total_time`` seconds split
+    into ``horizon`` steps of RK4 (``dt = total_time / horizon`` unless ``dt`` is given: then
+    the problem lasts ``horizon * dt``), ``x0 = (0, 0)``, terminal
+    cost ``(theta - pi)^2 + rho omega^2`` and running cost ``effort * u^2`` (folded into the
+    chain as an accumulated-cost state, so ``nx = 3``).
+
+    IPOPT's optimum (tol 1e-10): 0.19345144160805 at T = 10^3 and 0.19344858822171 at
+    T = 10^4; with ``control_bounds=([-1.5], [1.5])``, 2.20655143 at T = 10^3 (see
+    tests/test_ilqr.py and tests/test_plants.py).
+    """
+    plant = pendulum(**plant_params)
+    return mc.ControlProblem(plant, horizon=horizon, dt=total_time / horizon if dt is None
+                             else dt, x0=[0.0, 0.0],
+                             terminal_cost=lambda x: (x[0] - ca.pi) ** 2 + rho * x[1] ** 2,
+                             stage_cost=lambda x, u: effort * u[0] ** 2, scheme=scheme,
+                             substeps=substeps, control_bounds=control_bounds,
+                             name=f"pendulum-running-T{horizon}")

@@ -13,7 +13,7 @@ import numpy as np
 
 from ._io import atomic_path
 
-__all__ = ["plot_solve", "plot_min_cost", "save_figure"]
+__all__ = ["plot_solve", "plot_min_cost", "plot_mpc", "save_figure"]
 
 
 def _plt():
@@ -98,5 +98,57 @@ def plot_min_cost(runs: Mapping[int, Mapping[str, object]], path: Optional[str] 
     fig.suptitle(title)
     fig.tight_layout()
     if path:
+        save_figure(fig, path)
+    return fig
+
+
+def plot_mpc(result, problem, path: Optional[str] = None):
+    """Closed loop of :func:`moreauctl.mpc`: each plant state and control against time
+    (bounds dashed), and the iterations and wall time of every solve.
+
+    Parameters
+    ----------
+    result : MPCResult
+    problem : ControlProblem
+        The prediction model (names, bounds).
+    """
+    plt = _plt()
+    plant = problem.plant
+    n = plant.nx + plant.nu + 1
+    nrow = (n + 1) // 2
+    fig, axes = plt.subplots(nrow, 2, figsize=(10, 2.6 * nrow), squeeze=False)
+    t = result.times
+    for i, name in enumerate(plant.state_names):
+        a = axes.flat[i]
+        a.plot(t, result.states[:, i], lw=1.2)
+        if result.plans is not None:
+            H = result.plans.shape[1] - 1
+            for k in range(0, len(result.plans), max(1, len(result.plans) // 8)):
+                a.plot(t[k] + problem.dt * np.arange(H + 1), result.plans[k, :, i], lw=0.6,
+                       alpha=0.5, color="gray")
+        a.set_ylabel(name)
+        a.set_xlabel("time")
+        a.set_xlim(t[0], t[-1])
+    for j, name in enumerate(plant.control_names):
+        a = axes.flat[plant.nx + j]
+        a.step(t[:-1], result.controls[:, j], where="post", lw=1.2)
+        for b in (problem.lower[j], problem.upper[j]):
+            if np.isfinite(b):
+                a.axhline(b, ls="--", lw=0.8, color="k")
+        a.set_ylabel(name)
+        a.set_xlabel("time")
+    a = axes.flat[plant.nx + plant.nu]
+    a.bar(t[:-1], result.iterations, width=problem.dt, color="C1", alpha=0.6)
+    a.set_ylabel("iterations per solve", color="C1")
+    a2 = a.twinx()
+    a2.semilogy(t[:-1], 1e3 * result.solve_seconds, ".", ms=3, color="C2")
+    a2.set_ylabel("ms per solve (the first compiles)", color="C2")
+    a.set_xlabel("time")
+    for a in list(axes.flat)[n:]:
+        a.set_visible(False)
+    fig.suptitle(f"MPC, {result.settings.get('method')}, horizon {result.settings.get('horizon')}"
+                 f" x dt {problem.dt}: closed-loop cost {result.cost:.4g}", fontsize=10)
+    fig.tight_layout()
+    if path is not None:
         save_figure(fig, path)
     return fig

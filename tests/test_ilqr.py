@@ -33,19 +33,19 @@ X0 = np.array([1.0, -0.5, 0.3])
 DT = 0.1
 
 
-def lq_problem(T=30, bounds=None):
+def lq_problem(T=30, bounds=None, x0=X0):
     x = ca.SX.sym("x", 3)
     u = ca.SX.sym("u", 2)
     plant = mc.Plant(state=x, control=u, rhs=ca.mtimes(ca.DM(A_C), x) + ca.mtimes(ca.DM(B_C), u),
                      name="lq3")
     return mc.ControlProblem(
-        plant, horizon=T, dt=DT, x0=X0,
+        plant, horizon=T, dt=DT, x0=x0,
         terminal_cost=lambda x: ca.bilin(ca.DM(P), x, x) + ca.dot(ca.DM(QLIN), x),
         stage_cost=lambda x, u: ca.bilin(ca.DM(Q), x, x) + ca.bilin(ca.DM(R), u, u),
         scheme="euler", control_bounds=bounds)
 
 
-def lq_kkt(T):
+def lq_kkt(T, x0=X0):
     """min dt sum_t (x_t'Q x_t + u_t'R u_t) + x_T'P x_T + q'x_T s.t. x_{t+1} = Ad x_t + Bd u_t,
     by one dense KKT solve. Returns u (T, 2) and the cost."""
     nx, nu = 3, 2
@@ -66,12 +66,12 @@ def lq_kkt(T):
         E[r:r + nx, T * nu + t * nx:T * nu + (t + 1) * nx] = np.eye(nx)   # x_{t+1}
         E[r:r + nx, t * nu:(t + 1) * nu] = -Bd
         if t == 0:
-            e[r:r + nx] = Ad @ X0
+            e[r:r + nx] = Ad @ x0
         else:
             E[r:r + nx, T * nu + (t - 1) * nx:T * nu + t * nx] = -Ad
     kkt = np.block([[H, E.T], [E, np.zeros((T * nx, T * nx))]])
     z = np.linalg.solve(kkt, np.concatenate([-f, e]))[:n]
-    cost = 0.5 * z @ H @ z + f @ z + DT * X0 @ Q @ X0
+    cost = 0.5 * z @ H @ z + f @ z + DT * x0 @ Q @ x0
     return z[:T * nu].reshape(T, nu), cost
 
 

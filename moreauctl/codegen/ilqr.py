@@ -44,7 +44,7 @@ Matrices are row-major ``(n, m)`` numpy arrays here (unlike the column-major fla
 """
 from __future__ import annotations
 
-import weakref
+import threading
 from typing import Dict, List, Tuple
 
 import casadi as ca
@@ -451,21 +451,25 @@ def ilqr_source(nx: int, nw: int) -> str:
     ])
 
 
-_MODULES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+# chain module's cache key -> (iLQR module, Functions): chains of the same stage and
+# objective (another x0 or horizon: MPC, sweeps) share one derivation and one module
+_MODULES: Dict[str, Tuple[object, Dict[str, ca.Function]]] = {}
+_LOCK = threading.Lock()
 
 
 def ilqr_kernels(chain) -> Tuple[object, Dict[str, ca.Function]]:
     """The generated iLQR module of a :class:`~moreauctl.codegen.CasadiChain` (built once per
-    chain, cached on disk like every generated module) and the CasADi Functions it came
-    from."""
-    try:
-        return _MODULES[chain]
-    except KeyError:
-        pass
-    fns = ilqr_primitives(chain.functions["_phi"], chain.functions["_h"])
-    scalar = {k + "_s": fns[k] for k in ("_il_phi", "_il_h", "_il_lq")}
-    module = build_module({"_il_h_quad": fns["_il_h_quad"]},
-                          extra_source=ilqr_source(chain.nx, chain.nw), tag="ilqr",
-                          scalar_functions=scalar)
-    _MODULES[chain] = (module, fns)
-    return module, fns
+    stage and objective, cached on disk like every generated module) and the CasADi
+    Functions it came from."""
+    key = chain.kernels.__moreauctl_key__  # set by build_module
+    with _LOCK:
+        hit = _MODULES.get(key)
+        if hit is not None:
+            return hit
+        fns = ilqr_primitives(chain.functions["_phi"], chain.functions["_h"])
+        scalar = {k + "_s": fns[k] for k in ("_il_phi", "_il_h", "_il_lq")}
+        module = build_module({"_il_h_quad": fns["_il_h_quad"]},
+                              extra_source=ilqr_source(chain.nx, chain.nw), tag="ilqr",
+                              scalar_functions=scalar)
+        _MODULES[key] = (module, fns)
+        return module, fns
