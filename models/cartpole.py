@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import casadi as ca
+import numpy as np
 
 import moreauctl as mc
 
@@ -49,3 +50,11 @@ def cartpole_swingup(horizon: int = 100, dt: float = 0.05, scheme: str = "rk4",
         plant, horizon=horizon, dt=dt, x0=[0.0, ca.pi, 0.0, 0.0],
         terminal_cost=lambda x: x[1] ** 2 + 0.1 * x[0] ** 2 + 0.1 * (x[2] ** 2 + x[3] ** 2),
         scheme=scheme, substeps=substeps, name=f"cartpole-T{horizon}")
+
+
+def cartpole_geometry(x, l: float = 0.5):
+    """Polylines of a frame: the cart (a box on the rail) and the pole of length ``2 l``
+    (``theta = 0`` upright)."""
+    p, th = float(x[0]), float(x[1])
+    cart = ([p - 0.2, p + 0.2, p + 0.2, p - 0.2, p - 0.2], [-0.1, -0.1, 0.1, 0.1, -0.1])
+    return [cart, ([p, p + 2 * l * np.sin(th)], [0.0, 2 * l * np.cos(th)])]

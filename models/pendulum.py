@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import casadi as ca
+import numpy as np
 
 import moreauctl as mc
 
@@ -63,3 +64,9 @@ def pendulum_swingup_running(horizon: int = 1000, dt=None, scheme: str = "rk4",
                              stage_cost=lambda x, u: effort * u[0] ** 2, scheme=scheme,
                              substeps=substeps, control_bounds=control_bounds,
                              name=f"pendulum-running-T{horizon}")
+
+
+def pendulum_geometry(x, l: float = 1.0):
+    """Polylines of a frame: the rod from the pivot at (0, 0) (``theta = 0`` hanging down)."""
+    th = float(x[0])
+    return [([0.0, l * np.sin(th)], [0.0, -l * np.cos(th)])]

@@ -85,6 +85,11 @@ def stage_primitives(stage: ca.Function, objective: ca.Function):
     # Both kinds share one interface: _phi_jac(w, x) -> (phi, jv) and
     # _vjp_jac(w, x, jv, lam) -> (gw, gx).
     budget = 2 * (nx + nw)
+    # _vjp_jac_s(w, x, jv, lam) takes nw + 2 nx + njv scalars: CPython passes a call with
+    # more than 30 positional arguments as one tuple (CALL_FUNCTION_EX), and numba cannot
+    # inline such a call ("Calling a closure with *args is unsupported"): the planar
+    # quadrotor with a running cost (nx = 7, nw = 2, 18 varying entries) failed to compile
+    budget = min(budget, 30 - nw - 2 * nx)
     wx = ca.vertcat(w, x)
     J = ca.jacobian(phi, wx)
     nzs = J.nonzeros()
