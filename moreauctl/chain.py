@@ -390,8 +390,7 @@ class Chain:
     def __init__(self, stages: Sequence[Stage], h: Objective,
                  x0: Union[np.ndarray, Callable[[Any], np.ndarray], None] = None,
                  layout: Optional[Layout] = None, regularizer: Optional[Regularizer] = None):
-        self.stages = stages if isinstance(stages, Sequence) and not isinstance(stages, list) \
-            else list(stages)
+        self.stages = stages if isinstance(stages, Sequence) else list(stages)
         if not self.stages:
             raise ValueError("a chain needs at least one stage")
         self.h = h

@@ -141,7 +141,7 @@ class _Loop:
         return time.perf_counter() - self.t0
 
 
-def minimize(chain, oracle, optimizer, w0, *, iters: Optional[int] = None,
+def minimize(chain, oracle, optimizer, w0, *, iters: Optional[int] = None, data=None,
              batches: Optional[Callable[[int], Iterable]] = None, epochs: Optional[int] = None,
              eval_data=None, line_search: Optional[str] = None,
              callback: Optional[Callable[[IterationInfo], Any]] = None, gtol: float = 0.0,
@@ -159,8 +159,11 @@ def minimize(chain, oracle, optimizer, w0, *, iters: Optional[int] = None,
     w0 : array_like
         Start point: flat ``(n,)`` or per stage (``(T, nw)`` for control).
     iters : int, optional
-        Iteration mode (no ``batches``): ``K`` iterations on ``data=None``; default 50.
+        Iteration mode (no ``batches``): ``K`` iterations on the fixed ``data``; default 50.
         ``costs`` has ``K + 1`` entries unless the run stops early.
+    data : optional
+        The data argument of every call in iteration mode (None for control; a full batch
+        for a network trained by full-batch GD).
     batches : callable, optional
         Epoch mode: ``batches(epoch) -> iterable of data`` (one pass over the mini-batches;
         reshuffle inside). Needs ``epochs``.
@@ -220,9 +223,11 @@ def minimize(chain, oracle, optimizer, w0, *, iters: Optional[int] = None,
         if epochs is not None:
             raise ValueError("epochs needs batches (a callable epoch -> iterable of data)")
         iters = 50 if iters is None else v.nonnegative_int("iters", iters)
-        return _iterate(loop, iters, gtol, divergence_factor, verbose, label, method, settings)
-    if iters is not None:
-        raise ValueError("give iters (fixed data) or batches and epochs (mini-batches), not both")
+        return _iterate(loop, data, iters, gtol, divergence_factor, verbose, label, method,
+                        settings)
+    if iters is not None or data is not None:
+        raise ValueError("give iters (and data) for fixed data, or batches and epochs for "
+                         "mini-batches, not both")
     if not callable(batches):
         raise TypeError(f"batches must be a callable epoch -> iterable of data; got "
                         f"{type(batches).__name__}")
@@ -237,9 +242,9 @@ def _limit(cost0, factor):
     return factor * max(1.0, abs(cost0)) if math.isfinite(cost0) else math.inf
 
 
-def _iterate(loop, iters, gtol, factor, verbose, label, method, settings) -> SolveResult:
+def _iterate(loop, data, iters, gtol, factor, verbose, label, method, settings) -> SolveResult:
     costs, steps, dnorms, times, evals = [], [], [], [], []
-    out = loop.call(None)
+    out = loop.call(data)
     limit = _limit(out.cost, factor)
     costs.append(out.cost)
     times.append(loop.elapsed())
@@ -266,11 +271,11 @@ def _iterate(loop, iters, gtol, factor, verbose, label, method, settings) -> Sol
             if dn <= gtol:
                 status = 2
                 break
-            s = loop.update(out, None)
+            s = loop.update(out, data)
             if s is None:
                 status = 3
                 break
-            out = loop.call(None)
+            out = loop.call(data)
             k += 1
             costs.append(out.cost)
             steps.append(s)

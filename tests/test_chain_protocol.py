@@ -36,6 +36,19 @@ class TanhDense(Stage):
         dz = lam * (1.0 - a * a)
         return np.concatenate([(dz.T @ x).ravel(), dz.sum(axis=0)]), dz @ W
 
+class Affine(TanhDense):
+    """``x W^T + b``: affine in ``w`` (the Moreau weight line has a closed form)."""
+
+    affine_w = True
+
+    def forward(self, w, x):
+        W, b = self._Wb(w)
+        return x @ W.T + b
+
+    def vjp(self, w, x, lam):
+        W, b = self._Wb(w)
+        return np.concatenate([(lam.T @ x).ravel(), lam.sum(axis=0)]), lam @ W
+
 
 class Squared(Objective):
     """``h(x; (inputs, Y)) = 0.5 mean_i |x_i - Y_i|^2``."""
@@ -198,17 +211,9 @@ def test_minimize_epochs_of_shuffled_minibatches():
 
 
 def test_minimize_reports_divergence_and_bad_input():
-    class Linear(TanhDense):  # x W^T + b: unbounded, so a huge step blows the loss up
-        def forward(self, w, x):
-            W, b = self._Wb(w)
-            return x @ W.T + b
-
-        def vjp(self, w, x, lam):
-            W, b = self._Wb(w)
-            return np.concatenate([(lam.T @ x).ravel(), lam.sum(axis=0)]), lam @ W
-
     data = make_data()
-    lin = Chain([Linear(5, 4), Linear(4, 2)], Squared(), x0=lambda d: d[0])
+    # affine stages are unbounded, so a huge step blows the loss up
+    lin = Chain([Affine(5, 4), Affine(4, 2)], Squared(), x0=lambda d: d[0])
     w0 = RNG.normal(size=lin.layout.size)
     res = mc.minimize(lin, GradientOracle(lin), sgd(10.0), w0, batches=lambda e: [data],
                       epochs=20, eval_data=data, verbose=False)
@@ -218,25 +223,18 @@ def test_minimize_reports_divergence_and_bad_input():
     w0 = RNG.normal(size=ch.layout.size)
     with pytest.raises(ValueError, match="w0 has shape"):
         mc.minimize(ch, GradientOracle(ch), sgd(0.1), np.zeros(5), iters=1)
+    # iteration mode on fixed data: full-batch GD
+    r = mc.minimize(ch, GradientOracle(ch), sgd(0.5), w0, iters=4, data=data, verbose=False)
+    w = w0.copy()
+    for _ in range(4):
+        w = w - 0.5 * ch.value_and_gradient(w, data)[2]
+    np.testing.assert_allclose(ch.layout.pack(r.w), w, rtol=1e-14)
+    assert r.costs[-1] == pytest.approx(ch.objective(w, data), rel=1e-14)
     with pytest.raises(ValueError, match="give iters .* not both"):
         mc.minimize(ch, GradientOracle(ch), sgd(0.1), w0, iters=3, batches=lambda e: [data],
                     epochs=1)
     with pytest.raises(ValueError, match="needs epochs"):
         mc.minimize(ch, GradientOracle(ch), sgd(0.1), w0, batches=lambda e: [data])
-
-
-class Affine(TanhDense):
-    """``x W^T + b``: affine in ``w`` (the Moreau weight line has a closed form)."""
-
-    affine_w = True
-
-    def forward(self, w, x):
-        W, b = self._Wb(w)
-        return x @ W.T + b
-
-    def vjp(self, w, x, lam):
-        W, b = self._Wb(w)
-        return np.concatenate([(lam.T @ x).ravel(), lam.sum(axis=0)]), lam @ W
 
 
 def test_l2_regularizer_in_gradient_and_weight_subproblems():
