@@ -151,6 +151,26 @@ def _qp_value(H, g, x, n):
 
 
 @_jit
+def _free_set(H, g, lo, hi, x, n, grad, free, idx):
+    """grad = g + H x; free[i] = 0.0 for the entries held at a bound by their gradient
+    (x at lo with grad > 0, or at hi with grad < 0), 1.0 otherwise; idx[:nf] the free
+    entries. Returns nf."""
+    for i in range(n):
+        s = g[i]
+        for j in range(n):
+            s += H[i, j] * x[j]
+        grad[i] = s
+    nf = 0
+    for i in range(n):
+        clamped = (x[i] == lo[i] and grad[i] > 0.0) or (x[i] == hi[i] and grad[i] < 0.0)
+        free[i] = 0.0 if clamped else 1.0
+        if not clamped:
+            idx[nf] = i
+            nf += 1
+    return nf
+
+
+@_jit
 def _box_qp(H, g, lo, hi, x, n, free, idx, L, grad, srch, xc, b):
     """min_x g^T x + x^T H x / 2 over lo <= x <= hi by projected Newton (Bertsekas 1982;
     the boxQP of Tassa et al. 2014), from the start x[:n] (clipped). On return x is the
@@ -162,18 +182,7 @@ def _box_qp(H, g, lo, hi, x, n, free, idx, L, grad, srch, xc, b):
     value = _qp_value(H, g, x, n)
     nf = 0
     for it in range(100):
-        for i in range(n):
-            s = g[i]
-            for j in range(n):
-                s += H[i, j] * x[j]
-            grad[i] = s
-        nf = 0
-        for i in range(n):
-            clamped = (x[i] == lo[i] and grad[i] > 0.0) or (x[i] == hi[i] and grad[i] < 0.0)
-            free[i] = 0.0 if clamped else 1.0
-            if not clamped:
-                idx[nf] = i
-                nf += 1
+        nf = _free_set(H, g, lo, hi, x, n, grad, free, idx)
         if nf == 0:
             return 0
         if not _chol(H, nf, idx, L):
@@ -219,18 +228,7 @@ def _box_qp(H, g, lo, hi, x, n, free, idx, L, grad, srch, xc, b):
             x[i] = xc[i]
         value = vc
     # free set and factor at the solution (they define K)
-    for i in range(n):
-        s = g[i]
-        for j in range(n):
-            s += H[i, j] * x[j]
-        grad[i] = s
-    nf = 0
-    for i in range(n):
-        clamped = (x[i] == lo[i] and grad[i] > 0.0) or (x[i] == hi[i] and grad[i] < 0.0)
-        free[i] = 0.0 if clamped else 1.0
-        if not clamped:
-            idx[nf] = i
-            nf += 1
+    nf = _free_set(H, g, lo, hi, x, n, grad, free, idx)
     if nf > 0 and not _chol(H, nf, idx, L):
         return -1
     return nf
