@@ -131,6 +131,7 @@ def solve_ilqr(problem, w0=None, iters: Optional[int] = None, hessian: str = "ga
     lo = np.array(problem.lower, dtype=float)
     hi = np.array(problem.upper, dtype=float)
     bounded = bool(problem.bounded)
+    P = chain.params  # dt and the plant's parameters (run-time inputs of the kernels)
     gn_mask = np.zeros(nx)
     gn_mask[list(getattr(problem, "cost_states", ()))] = 1.0
     exact_mask = np.ones(nx)
@@ -166,7 +167,7 @@ def solve_ilqr(problem, w0=None, iters: Optional[int] = None, hessian: str = "ga
             # backward pass, raising the regularization until every stage's model is convex
             while True:
                 bad = mod.f_ilqr_backward(w, X, lo, hi, bounded, exact_mask if exact else
-                                          gn_mask, reg, K, k, out)
+                                          gn_mask, reg, K, k, out, P)
                 if bad < 0 or fall_back():
                     if bad < 0:
                         break
@@ -193,7 +194,7 @@ def solve_ilqr(problem, w0=None, iters: Optional[int] = None, hessian: str = "ga
                 continue
             accepted = False
             for alpha in opts["alphas"]:
-                trial = float(mod.f_ilqr_forward(w, X, K, k, alpha, lo, hi, wn, Xn))
+                trial = float(mod.f_ilqr_forward(w, X, K, k, alpha, lo, hi, wn, Xn, P))
                 n_eval += 1
                 exp = -(alpha * dV1 + alpha * alpha * dV2)
                 if math.isfinite(trial) and exp > 0 and cost - trial >= opts["c1"] * exp:

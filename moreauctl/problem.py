@@ -86,6 +86,13 @@ class ControlProblem:
         (projection for first-order and Moreau updates, bounds for IPOPT and L-BFGS-B,
         clamping in iLQR's backward pass); a ``w0`` outside the box is an error, and the
         default start is the projection of zero onto the box.
+    runtime_params : bool
+        Compile ``dt`` and the plant's parameters as run-time inputs of the kernels (from
+        :attr:`stage_p`): a problem with another ``dt`` or parameter values, same plant,
+        scheme and costs, reuses the compiled module (a fixed-total-time sweep compiles
+        once). Off by default: with the values compiled in, CasADi folds constant
+        subexpressions (``dt * g / l`` into one number), which changes the last bits of the
+        passes; the numbers pinned before issue 12 keep their bits that way.
 
     Attributes
     ----------
@@ -95,6 +102,13 @@ class ControlProblem:
         Controls per stage (``plant.nu``).
     stage : casadi.Function
         ``phi(w, x) -> x_next`` (inputs named ``w``, ``x``; output ``x_next``).
+    stage_p : casadi.Function
+        ``phi(w, x, p) -> x_next`` with ``p = (dt, *plant.params.values())`` an input: the
+        Function the kernels are generated from (``stage(w, x) = stage_p(w, x,
+        stage_params)``); a problem of another ``dt`` or parameter values at the same plant,
+        scheme and costs has the same ``stage_p`` and reuses the compiled kernels.
+    stage_params : ndarray
+        ``p`` of this problem.
     objective : casadi.Function
         ``h(x) -> h``.
     x0_chain : ndarray, shape (nx,)
@@ -111,8 +125,11 @@ class ControlProblem:
     substeps: int = 1
     name: Optional[str] = None
     control_bounds: Optional[Tuple[np.ndarray, np.ndarray]] = None
+    runtime_params: bool = False
     stage: ca.Function = field(init=False, repr=False)
     objective: ca.Function = field(init=False, repr=False)
+    stage_p: ca.Function = field(init=False, repr=False)
+    stage_params: np.ndarray = field(init=False, repr=False)
     x0_chain: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -151,6 +168,26 @@ class ControlProblem:
         h_expr = ca.substitute(h_aug, xs, x_chain)
         set_("stage", ca.Function("phi", [w, x_chain], [phi_expr], ["w", "x"], ["x_next"]))
         set_("objective", ca.Function("h", [x_chain], [h_expr], ["x"], ["h"]))
+        # The same stage with dt and the plant's parameters as a third input p = (dt,
+        # params...): the compiled kernels are generated from this one and take p at run
+        # time, so another dt or parameter value reuses them (nothing is compiled).
+        dt_sym = ca.SX.sym("dt")
+        rhs_p = p.rhs_symbolic if self.stage_cost is None else ca.vertcat(p.rhs_symbolic, ell)
+        x_next_p = discretize(rhs_p, xs, u, dt_sym, self.scheme, self.substeps)
+        p_sym = ca.vertcat(dt_sym, p.param_symbols)
+        phi_p = ca.substitute(x_next_p, ca.vertcat(xs, u), ca.vertcat(x_chain, w))
+        set_("stage_p", ca.Function("phi", [w, x_chain, p_sym], [phi_p], ["w", "x", "p"],
+                                    ["x_next"]))
+        values = np.array([self.dt] + [p.params[k] for k in p.params], dtype=float)
+        values.setflags(write=False)
+        set_("stage_params", values)
+        set_("runtime_params", bool(self.runtime_params))
+        n_args = p.nu + 2 * xs.numel() + values.size
+        if self.runtime_params and n_args > 30:
+            raise ValueError(
+                f"runtime_params=True needs nw + 2 nx + n_params <= 30 (the scalar stage "
+                f"functions numba inlines take that many arguments); this problem has "
+                f"{p.nu} + 2*{xs.numel()} + {values.size} = {n_args}: keep runtime_params=False")
         x0c = np.array(x0c, dtype=float)
         x0c.setflags(write=False)
         set_("x0_chain", x0c)
@@ -189,7 +226,8 @@ class ControlProblem:
         return ControlProblem(self.plant, horizon, self.dt if dt is None else dt,
                               self.x0 if x0 is None else x0, self.terminal_cost,
                               self.stage_cost, self.scheme, self.substeps,
-                              control_bounds=self.control_bounds)
+                              control_bounds=self.control_bounds,
+                              runtime_params=self.runtime_params)
 
     # -- control bounds ---------------------------------------------------------------
     @property

@@ -169,7 +169,7 @@ def test_backward_pass_matches_the_numpy_twin():
             K, k, out = np.zeros((T, nw, nx)), np.zeros((T, nw)), np.zeros(3)
             bounded = lo is not None
             lo_, hi_ = (lo, hi) if bounded else (np.full(nw, -np.inf), np.full(nw, np.inf))
-            bad = mod.f_ilqr_backward(w, X, lo_, hi_, bounded, mask, reg, K, k, out)
+            bad = mod.f_ilqr_backward(w, X, lo_, hi_, bounded, mask, reg, K, k, out, ch.params)
             if bad >= 0:   # an indefinite model (DDP far from a minimum): reported, not solved
                 assert mask.sum() > 1 and reg == 0.0
                 continue
@@ -184,7 +184,7 @@ def test_stage_derivatives_match_casadi():
     mod, fns = ilqr_kernels(p.chain)
     rng = np.random.default_rng(1)
     w, x, mu = rng.normal(size=1), rng.normal(size=3), rng.normal(size=3)
-    got = np.array(mod._il_lq_s(*w, *x, *mu))
+    got = np.array(mod._il_lq_s(*w, *x, *mu, *p.chain.params))
     ws, xs, ms = ca.SX.sym("w", 1), ca.SX.sym("x", 3), ca.SX.sym("m", 3)
     f = p.stage(ws, xs)
     lag = ca.dot(ms, f)
@@ -204,7 +204,8 @@ def test_forward_pass_is_the_rollout_with_feedback():
     _, X = naive.forward(p, w)
     K, k = rng.normal(size=(20, 1, 3)), rng.normal(size=(20, 1))
     wn, Xn = np.empty_like(w), np.empty_like(X)
-    cost = mod.f_ilqr_forward(w, X, K, k, 0.5, p.lower.copy(), p.upper.copy(), wn, Xn)
+    cost = mod.f_ilqr_forward(w, X, K, k, 0.5, p.lower.copy(), p.upper.copy(), wn, Xn,
+                              p.chain.params)
     # the same controls computed stage by stage in numpy, rolled out by CasADi
     x = X[0].copy()
     for t in range(20):

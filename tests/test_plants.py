@@ -68,8 +68,10 @@ def test_acrobot_reproduces_trajax():
         assert np.linalg.norm(mc.gradient(p, res.w)) < 1e-4   # trajax's criterion
 
 
-@pytest.mark.parametrize("factory,T", [(models.acrobot_swingup, 10), (models.car_parking, 12),
-                                       (models.quadrotor_reach, 12)])
+@pytest.mark.parametrize("factory,T", [
+    (models.acrobot_swingup, 10),
+    pytest.param(models.car_parking, 12, marks=pytest.mark.slow),       # compiles a plant
+    pytest.param(models.quadrotor_reach, 12, marks=pytest.mark.slow)])
 def test_gradients_match_finite_differences(factory, T):
     p = factory(horizon=T)
     w = np.random.default_rng(1).uniform(0.1, 0.4, (T, p.nw))

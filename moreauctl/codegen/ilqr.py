@@ -28,16 +28,19 @@ The expected decrease of the step ``alpha`` is ``-(alpha dV1 + alpha^2 dV2)`` wi
 Generated names (``@_jit``; ``w`` ``(T, NW)``, ``X`` ``(T+1, NX)``, ``K`` ``(T, NW, NX)``,
 ``k`` ``(T, NW)``):
 
-========================================================  ==================================
-``f_ilqr_backward(w, X, lo, hi, bounded, mask, reg, K,``  fills ``K, k``; ``out = (dV1, dV2,
-``k, out) -> bad``                                        max |Quu_ii|)``; ``bad``: the first
-                                                          stage whose ``Quu + reg`` is not
-                                                          positive definite (or non-finite),
-                                                          else -1
-``f_ilqr_forward(w, X, K, k, alpha, lo, hi, wn, Xn)``     the rollout, returns ``h(x_T)``
+==========================================================  ================================
+``f_ilqr_backward(w, X, lo, hi, bounded, mask, reg, K, k,``  fills ``K, k``; ``out = (dV1,
+``out, P) -> bad``                                          dV2, max |Quu_ii|)``; ``bad``: the
+                                                            first stage whose ``Quu + reg``
+                                                            is not positive definite (or
+                                                            not finite), else -1
+``f_ilqr_forward(w, X, K, k, alpha, lo, hi, wn, Xn, P)``    the rollout, returns ``h(x_T)``
 ``-> cost``
-``_box_qp(H, g, lo, hi, x, nw, free, ...) -> ok``         the box QP of one stage
-========================================================  ==================================
+``_box_qp(H, g, lo, hi, x, nw, free, ...) -> nf``           the box QP of one stage
+==========================================================  ================================
+
+``P`` holds the stage's run-time parameters (``dt`` and the plant's; see
+:attr:`moreauctl.ControlProblem.stage_p`).
 
 Matrices are row-major ``(n, m)`` numpy arrays here (unlike the column-major flat arrays of
 :mod:`moreauctl._kernels.linalg`). Plain-numpy twins: ``tests/naive.py``.
@@ -50,7 +53,7 @@ from typing import Dict, List, Tuple
 import casadi as ca
 
 from .build import build_module
-from .fused import _args, _indent, _lhs, _names, _row
+from .fused import PP, _args, _def_plain, _indent, _lhs, _names, _row
 
 __all__ = ["ilqr_kernels", "ilqr_primitives", "ilqr_source"]
 
@@ -61,14 +64,14 @@ def ilqr_primitives(phi: ca.Function, h: ca.Function) -> Dict[str, ca.Function]:
     Parameters
     ----------
     phi : casadi.Function
-        ``phi(w, x) -> x_next``.
+        ``phi(w, x, p) -> x_next`` (``p``: the run-time parameters, possibly empty).
     h : casadi.Function
         ``h(x) -> scalar``.
 
     Returns
     -------
     dict
-        ``_il_phi(w, x)``: ``phi``; ``_il_h(x)``: ``h``; ``_il_lq(w, x, mu)``: the entries
+        ``_il_phi(w, x, p)``: ``phi``; ``_il_h(x)``: ``h``; ``_il_lq(w, x, mu, p)``: the entries
         of ``A (nx, nx), B (nx, nw), Hxx (nx, nx), Hux (nw, nx), Huu (nw, nw)``, each
         row-major, one after the other (``H..`` are the blocks of the Hessian of
         ``mu^T phi``); ``_il_h_quad(x)``: ``h``, its gradient ``(nx,)`` and Hessian
@@ -78,7 +81,8 @@ def ilqr_primitives(phi: ca.Function, h: ca.Function) -> Dict[str, ca.Function]:
     w = ca.SX.sym("w", nw)
     x = ca.SX.sym("x", nx)
     mu = ca.SX.sym("mu", nx)
-    f = phi(w, x)
+    p = ca.SX.sym("p", phi.size1_in(2))
+    f = phi(w, x, p)
     A = ca.jacobian(f, x)
     B = ca.jacobian(f, w)
     lag = ca.dot(mu, f)
@@ -94,11 +98,11 @@ def ilqr_primitives(phi: ca.Function, h: ca.Function) -> Dict[str, ca.Function]:
     hH = ca.hessian(hv, x)[0]
     F = ca.Function
     return {
-        "_il_phi": F("il_phi", [w, x], [f], ["w", "x"], ["x_next"]),
+        "_il_phi": F("il_phi", [w, x, p], [f], ["w", "x", "p"], ["x_next"]),
         "_il_h": F("il_h", [x], [hv], ["x"], ["h"]),
-        "_il_lq": F("il_lq", [w, x, mu],
+        "_il_lq": F("il_lq", [w, x, mu, p],
                     [ca.vertcat(rows(A), rows(B), rows(Hxx), rows(Hux), rows(Huu))],
-                    ["w", "x", "mu"], ["lq"]),
+                    ["w", "x", "mu", "p"], ["lq"]),
         "_il_h_quad": F("il_h_quad", [x], [ca.vertcat(hv, hg, rows(hH))], ["x"], ["quad"]),
     }
 
@@ -271,7 +275,8 @@ def _backward(nx: int, nw: int) -> List[str]:
         "for t in range(T - 1, -1, -1):",
     ]
     body = ["for i in range(NX):", "    mu[i] = mask[i] * Vx[i]"]
-    body += [f"{_lhs(vals)} = _il_lq_s({_args(_row('w', 't', nw), _row('X', 't', nx), [f'mu[{i}]' for i in range(nx)])})"]
+    mus = [f"mu[{i}]" for i in range(nx)]
+    body += [f"{_lhs(vals)} = _il_lq_s({_args(_row('w', 't', nw), _row('X', 't', nx), mus, PP)})"]
     body += unpack
     body += [
         # Q terms
@@ -420,22 +425,25 @@ def _forward(nx: int, nw: int) -> List[str]:
         body += [f"{uj} = w[t, {j}] + alpha * k[t, {j}] + {terms}",
                  f"{uj} = min(max({uj}, lo[{j}]), hi[{j}])",
                  f"wn[t, {j}] = {uj}"]
-    body += [f"{_lhs(x)} = _il_phi_s({_args(u, x)})"]
+    body += [f"{_lhs(x)} = _il_phi_s({_args(u, x, PP)})"]
     body += [f"Xn[t + 1, {i}] = {xi}" for i, xi in enumerate(x)]
     L += _indent(body, 1)
     L += [f"(hv,) = _il_h_s({_args(x)})", "return hv"]
     return L
 
 
-def _def(signature: str, doc: str, body: List[str]) -> str:
-    return "\n".join(["@_jit", f"def {signature}:", f'    """{doc}"""'] + _indent(body, 1)) + "\n"
+def ilqr_source(nx: int, nw: int, n_p: int = 0) -> str:
+    """Source of the iLQR kernels for a chain with ``nx`` states, ``nw`` controls and
+    ``n_p`` run-time stage parameters (see the module docstring); expects ``_il_lq_s``,
+    ``_il_phi_s``, ``_il_h_s`` (scalar form) and ``_il_h_quad`` (array form) in the module.
+    The kernels take the parameters ``P`` (n_p,) last."""
+    pp = _names("pp", n_p)
 
+    def _def(signature: str, doc: str, body: List[str]) -> str:
+        return _def_plain(signature[:-1] + ", P)", doc,
+                          [f"{v} = P[{i}]" for i, v in enumerate(pp)] + body)
 
-def ilqr_source(nx: int, nw: int) -> str:
-    """Source of the iLQR kernels for a chain with ``nx`` states and ``nw`` controls (see
-    the module docstring); expects ``_il_lq_s``, ``_il_phi_s``, ``_il_h_s`` (scalar form)
-    and ``_il_h_quad`` (array form) in the module."""
-    return "\n\n".join([
+    text = "\n\n".join([
         f"NX = {int(nx)}\nNW = {int(nw)}",
         _HELPERS.strip() + "\n",
         _def("f_ilqr_backward(w, X, lo, hi, bounded, mask, reg, K, k, out)",
@@ -447,6 +455,7 @@ def ilqr_source(nx: int, nw: int) -> str:
              "Rollout of w + alpha k + K (x' - x), clipped to [lo, hi]: fills wn (T, NW), "
              "Xn (T+1, NX); returns h(x_T).", _forward(nx, nw)),
     ])
+    return text.replace(", __PP__", "".join(", " + v for v in pp))
 
 
 # chain module's cache key -> (iLQR module, Functions): chains of the same stage and
@@ -467,7 +476,8 @@ def ilqr_kernels(chain) -> Tuple[object, Dict[str, ca.Function]]:
         fns = ilqr_primitives(chain.functions["_phi"], chain.functions["_h"])
         scalar = {k + "_s": fns[k] for k in ("_il_phi", "_il_h", "_il_lq")}
         module = build_module({"_il_h_quad": fns["_il_h_quad"]},
-                              extra_source=ilqr_source(chain.nx, chain.nw), tag="ilqr",
+                              extra_source=ilqr_source(chain.nx, chain.nw, chain.params.size),
+                              tag="ilqr",
                               scalar_functions=scalar)
         _MODULES[key] = (module, fns)
         return module, fns
