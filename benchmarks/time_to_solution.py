@@ -213,27 +213,41 @@ def write_report(rows, best, ipopt_1e4, out):
 
 
 def plot(cells, best, out):
+    """Normalized gap against wall time: one row per plant, one panel per horizon."""
     import numpy as np
     from moreauctl.plots import _plt, save_figure
     plt = _plt()
     cells = [c for c in cells if "timeout_s" not in c]
-    keys = sorted({(c["plant"], c["T"]) for c in cells})
-    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.6), squeeze=False)
-    for ax, key in zip(axes.flat, keys):
-        for i, c in enumerate(sorted((c for c in cells if (c["plant"], c["T"]) == key),
-                                     key=lambda c: c["method"])):
-            cs, c0 = best[key], c["costs"][0]
-            gap = (np.asarray(c["costs"]) - cs) / (c0 - cs)
-            t = np.maximum(np.asarray(c["times"]), 1e-4)
-            ax.loglog(t, np.maximum(gap, 1e-12), label=c["method"], lw=1.2,
-                      ls="-" if i < 10 else "--")
-        for tol in (1e-2, 1e-3):
-            ax.axhline(tol, color="k", lw=0.5, ls=":")
-        ax.set_title(f"{key[0]}, T = {key[1]:.0e}", fontsize=9)
-        ax.set_xlabel("wall time (s)")
-        ax.set_ylabel("normalized gap")
-    axes.flat[0].legend(fontsize=7)
-    fig.tight_layout()
+    plants = sorted({c["plant"] for c in cells}, reverse=True)
+    ncol = max(len({c["T"] for c in cells if c["plant"] == p}) for p in plants)
+    fig, axes = plt.subplots(len(plants), ncol, figsize=(3.6 * ncol, 3.2 * len(plants)),
+                             squeeze=False)
+    labels = sorted({c["method"] for c in cells})
+    colors = {m: f"C{i}" for i, m in enumerate(labels)}
+    for row, plant in zip(axes, plants):
+        Ts = sorted({c["T"] for c in cells if c["plant"] == plant})
+        for ax in row[len(Ts):]:
+            ax.set_visible(False)
+        for ax, T in zip(row, Ts):
+            key = (plant, T)
+            for c in (c for c in cells if (c["plant"], c["T"]) == key):
+                cs, c0 = best[key], c["costs"][0]
+                gap = np.maximum((np.asarray(c["costs"]) - cs) / (c0 - cs), 1e-12)
+                t = np.asarray(c["times"])
+                if c["method"] == "ipopt":   # one point: its optimum when it returns
+                    ax.loglog(t[-1:], gap[-1:], "o", color=colors["ipopt"], label="ipopt")
+                else:
+                    ax.loglog(t[1:], gap[1:], lw=1.1, color=colors[c["method"]],
+                              label=c["method"])
+            for tol in (1e-2, 1e-3):
+                ax.axhline(tol, color="k", lw=0.5, ls=":")
+            ax.set_title(f"{plant}, T = {T:.0e}", fontsize=9)
+            ax.set_xlabel("wall time (s)")
+            ax.set_ylabel("normalized gap")
+    handles, names = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="upper center", ncol=len(names), fontsize=8,
+               bbox_to_anchor=(0.5, 1.02))
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
     save_figure(fig, os.path.join(out, "gap_vs_time.png"))
 
 
