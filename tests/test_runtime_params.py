@@ -22,11 +22,11 @@ def _cache_files():
 
 
 def test_a_new_dt_compiles_nothing():
-    a = models.pendulum_swingup_running(horizon=100)          # dt = 0.05
+    a = models.pendulum_swingup_running(horizon=100, runtime_params=True)   # dt = 0.05
     mc.solve(a, "ddp", iters=3, verbose=False)                # compiles (or loads) once
     mc.gradient(a)
     before = _cache_files()
-    b = models.pendulum_swingup_running(horizon=400)          # dt = 0.0125
+    b = models.pendulum_swingup_running(horizon=400, runtime_params=True)   # dt = 0.0125
     res = mc.solve(b, "ddp", iters=3, verbose=False)
     g = mc.gradient(b)
     assert b.chain.kernels is a.chain.kernels
@@ -38,7 +38,7 @@ def test_a_new_dt_compiles_nothing():
 
 @pytest.mark.parametrize("kw", [dict(horizon=150), dict(horizon=60, m=2.0, mu=0.05)])
 def test_run_time_values_equal_compiled_in_values(kw):
-    p = models.pendulum_swingup_running(**kw)
+    p = models.pendulum_swingup_running(runtime_params=True, **kw)
     q = models.pendulum_swingup_running(runtime_params=False, **kw)
     assert p.chain.kernels is not q.chain.kernels and q.chain.params.size == 0
     w = np.random.default_rng(0).normal(size=(p.horizon, 1))
@@ -53,8 +53,8 @@ def test_run_time_values_equal_compiled_in_values(kw):
 
 
 def test_other_plant_parameters_share_the_module():
-    a = models.pendulum_swingup_running(horizon=80)
-    b = models.pendulum_swingup_running(horizon=80, m=1.5, l=0.8)
+    a = models.pendulum_swingup_running(horizon=80, runtime_params=True)
+    b = models.pendulum_swingup_running(horizon=80, m=1.5, l=0.8, runtime_params=True)
     assert a.chain.kernels is b.chain.kernels
     assert mc.objective(a, np.ones((80, 1))) != mc.objective(b, np.ones((80, 1)))
 
