@@ -12,8 +12,9 @@ from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-__all__ = ["positive_number", "nonnegative_number", "positive_int", "nonnegative_int",
-           "fraction", "finite_array", "positive_array", "box", "choice"]
+__all__ = ["positive_number", "nonnegative_number", "finite_number", "positive_int",
+           "nonnegative_int", "fraction", "real_array", "finite_array", "positive_array",
+           "box", "choice"]
 
 
 def _number(name: str, value, expected: str) -> float:
@@ -30,6 +31,14 @@ def positive_number(name: str, value) -> float:
     v = _number(name, value, "a finite number > 0")
     if not (math.isfinite(v) and v > 0):
         raise ValueError(f"{name} must be a finite number > 0; got {value!r}")
+    return v
+
+
+def finite_number(name: str, value) -> float:
+    """A finite float (NaN and inf rejected)."""
+    v = _number(name, value, "a finite number")
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be a finite number; got {value!r}")
     return v
 
 
@@ -68,13 +77,23 @@ def nonnegative_int(name: str, value) -> int:
     return _integer(name, value, 0)
 
 
+def real_array(name: str, value) -> np.ndarray:
+    """``value`` as a float64 array (a new array only when a conversion is needed). Complex
+    values are refused (numpy would drop their imaginary part with a mere warning), and so
+    is anything that is not numbers."""
+    if np.iscomplexobj(value):
+        raise TypeError(f"{name} must be real numbers; got complex values "
+                        f"({np.asarray(value).dtype})")
+    try:
+        return np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be an array of numbers; got {type(value).__name__}") from None
+
+
 def finite_array(name: str, value, shape: Optional[Tuple[int, ...]] = None) -> np.ndarray:
     """A C-contiguous float64 array of finite entries (of ``shape`` if given; a new array
     only when a conversion is needed)."""
-    try:
-        arr = np.ascontiguousarray(value, dtype=float)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be an array of numbers; got {type(value).__name__}") from None
+    arr = np.ascontiguousarray(real_array(name, value))
     if shape is not None and arr.shape != tuple(shape):
         raise ValueError(f"{name} has shape {arr.shape}; expected {tuple(shape)}")
     if not np.all(np.isfinite(arr)):

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._validate import positive_number
+
 __all__ = ["objective", "rollout", "gradient", "moreau_direction", "check_gradient",
            "relative_error"]
 
@@ -74,6 +76,7 @@ def check_gradient(problem, w=None, eps: float = 1e-5, return_fd: bool = False):
     -------
     float, or (float, finite differences shaped like ``w``) with ``return_fd=True``.
     """
+    eps = positive_number("eps", eps)  # eps <= 0 divides by zero or flips the differences
     chain, w, data = _setup(problem, w)
     g = chain.value_and_gradient(w, data)[2]
     fd = np.empty_like(w)

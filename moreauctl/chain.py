@@ -42,6 +42,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ._validate import real_array
 from .rules import BackwardSpec
 
 __all__ = ["Layout", "Stage", "Objective", "Regularizer", "L2", "Chain", "Backward"]
@@ -173,10 +174,7 @@ class Layout:
 
 
 def _as_float_array(a, what) -> np.ndarray:
-    try:
-        return np.asarray(a, dtype=float)
-    except (TypeError, ValueError):
-        raise TypeError(f"{what} must be an array of numbers; got {type(a).__name__}") from None
+    return real_array(what, a)  # complex values refused, not silently made real
 
 
 def _check_finite(flat: np.ndarray, what: str) -> None:
@@ -420,6 +418,15 @@ class Chain:
         """A new flat float64 copy of ``w`` (flat or per-stage), validated by the layout."""
         return self.layout.pack(w, what)
 
+    def _flat(self, w) -> np.ndarray:
+        """The passes take ``w`` flat ``(n,)`` float64 (cheap check: a wrong shape would
+        otherwise give each stage a wrong slice, silently)."""
+        if getattr(w, "shape", None) != (self.layout.size,) or w.dtype != np.float64:
+            raise ValueError(f"w must be a flat float64 array of shape ({self.layout.size},); "
+                             f"got {type(w).__name__} of shape {getattr(w, 'shape', None)} "
+                             "(convert per-stage parameters with check_params)")
+        return w
+
     # -- passes -----------------------------------------------------------------------
     def forward(self, w: np.ndarray, data=None):
         """States and cost.
@@ -429,6 +436,7 @@ class Chain:
         cost : float
         X : list of T+1 states
         """
+        w = self._flat(w)
         x = self.initial_state(data)
         X = [x]
         for t, st in enumerate(self.stages):
@@ -438,6 +446,7 @@ class Chain:
 
     def objective(self, w: np.ndarray, data=None) -> float:
         """``h(f(w, x_0); data)``."""
+        w = self._flat(w)
         x = self.initial_state(data)
         for t, st in enumerate(self.stages):
             x = st.forward(self.layout.segment(w, t), x)
@@ -461,6 +470,9 @@ class Chain:
         G : ndarray, shape (n,)
         lam0 : costate of ``x_0``
         """
+        w = self._flat(w)
+        if len(X) != self.horizon + 1:
+            raise ValueError(f"X has {len(X)} states; expected T+1 = {self.horizon + 1}")
         G = np.empty(self.layout.size)
         lam = self.h.grad(X[-1], data)
         for t in range(self.horizon - 1, -1, -1):
@@ -483,8 +495,11 @@ class Chain:
         :mod:`moreauctl.rules`): ``lam_T = R_2(h)(x_T)``, then for ``t = T..1``
         ``g_t = R_5(...)(w_t)`` and ``lam_{t-1} = R_4(...)(x_{t-1})``, stopping at the first
         stage whose output is not finite."""
+        w = self._flat(w)
         o_rule, x_rule, w_rule = spec.rules
         T = self.horizon
+        if len(X) != T + 1:
+            raise ValueError(f"X has {len(X)} states; expected T+1 = {T + 1}")
         G = np.full(self.layout.size, np.nan)
         lam = o_rule.objective(self.h, X[T], data, spec.gam_h, spec.inner)
         lams = [None] * (T + 1) if spec.diagnostics else None

@@ -9,15 +9,18 @@ complete or absent.
 """
 from __future__ import annotations
 
+import json
 import os
+import sys
 from typing import Dict, List, Mapping, Sequence, Tuple
 
 from . import models
-from ._io import write_json_atomic, write_text_atomic
+from ._io import check_output_dir, write_json_atomic, write_text_atomic
 from .plots import plot_min_cost
 from .studies.grid import GridResult, format_step, grid_search, powers_of_two
 
-__all__ = ["DEMO_METHODS", "run_grids", "table_rows", "markdown_table", "run_demo"]
+__all__ = ["DEMO_METHODS", "run_grids", "table_rows", "markdown_table", "run_demo", "compute",
+           "write_outputs"]
 
 #: label -> (method, solve keywords, step grid ``2^LO .. 2^HI`` as ``(LO, HI)``)
 DEMO_METHODS = {
@@ -94,25 +97,55 @@ def _winners(grids) -> Dict[int, Dict[str, object]]:
             for T, by_label in grids.items()}
 
 
+def compute(horizons=(50, 100), iters=50, verbose=True):
+    """Run the grids and print the table: ``(best, table)`` with ``best`` as returned by
+    :func:`run_demo` and ``table`` the markdown table."""
+    grids = run_grids(horizons, iters, verbose=verbose)
+    table = markdown_table(table_rows(grids))
+    print(f"\n{TITLE.format(iters=iters)}\n")
+    print(table)
+    return _winners(grids), table
+
+
+def write_outputs(out, best, table) -> bool:
+    """Write ``table.md``, ``results.json`` and ``fig3.png`` under ``out``, each complete or
+    absent. A file that cannot be written (``out`` is checked before the compute, but disks
+    fill up) is named in one line on stderr and the results JSON goes to stdout instead, so
+    nothing computed is lost. Returns whether every file was written."""
+    results = {str(T): {lab: r.to_dict() for lab, r in d.items()} for T, d in best.items()}
+    written, ok = [], True
+    for name, write in (
+            ("table.md", lambda p: write_text_atomic(p, table + "\n")),
+            ("results.json", lambda p: write_json_atomic(p, results)),
+            ("fig3.png", lambda p: plot_min_cost(
+                best, p, title="Pendulum swing-up: GD vs Moreau GD (best step per method)"))):
+        path = os.path.join(out, name)
+        try:
+            write(path)
+            written.append(path)
+        except OSError as e:
+            ok = False
+            print(f"moreauctl: error: could not write {path!r}: {e.strerror or e}"
+                  + ("; the results JSON follows on stdout" if name == "results.json" else ""),
+                  file=sys.stderr)
+            if name == "results.json":
+                print(json.dumps(results, indent=1))
+    if written:
+        print(f"\nwrote {', '.join(written)}")
+    return ok
+
+
 def run_demo(out="results/demo", iters=50, horizons=(50, 100), verbose=True):
     """Run the comparison, print the table, write ``table.md``, ``results.json`` and
-    ``fig3.png`` under ``out`` (each complete or absent).
+    ``fig3.png`` under ``out`` (each complete or absent; ``out`` is checked before any
+    compute, see :func:`write_outputs` for a write that fails after it).
 
     Returns
     -------
     dict
         ``{T: {"label (step 2^e)": SolveResult}}``: the winning run of each grid.
     """
-    grids = run_grids(horizons, iters, verbose=verbose)
-    table = markdown_table(table_rows(grids))
-    best = _winners(grids)
-    print(f"\n{TITLE.format(iters=iters)}\n")
-    print(table)
-    table_path = write_text_atomic(os.path.join(out, "table.md"), table + "\n")
-    json_path = write_json_atomic(
-        os.path.join(out, "results.json"),
-        {str(T): {lab: r.to_dict() for lab, r in d.items()} for T, d in best.items()})
-    fig_path = os.path.join(out, "fig3.png")
-    plot_min_cost(best, fig_path, title="Pendulum swing-up: GD vs Moreau GD (best step per method)")
-    print(f"\nwrote {fig_path}, {table_path}, {json_path}")
+    check_output_dir(out, "out")
+    best, table = compute(horizons, iters, verbose)
+    write_outputs(out, best, table)
     return best

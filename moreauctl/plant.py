@@ -16,6 +16,8 @@ from typing import Mapping
 
 import casadi as ca
 
+from ._validate import finite_number
+
 __all__ = ["Plant"]
 
 
@@ -90,10 +92,7 @@ class Plant:
         for k, v in params.items():
             if not isinstance(k, str):
                 raise TypeError(f"params keys must be parameter names (str); got {k!r}")
-            try:
-                params[k] = float(v)
-            except (TypeError, ValueError):
-                raise TypeError(f"params[{k!r}] must be a number; got {v!r}") from None
+            params[k] = finite_number(f"params[{k!r}]", v)
         # Substitute named parameters, then insist that nothing free is left.
         free = ca.symvar(rhs)
         known = {s.name() for s in ca.symvar(ca.vertcat(x, u))}

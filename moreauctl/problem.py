@@ -16,6 +16,7 @@ the objective becomes ``h(x_T) + c_T``. So every problem, with or without stage 
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Tuple, Union
 
@@ -33,7 +34,7 @@ CostSpec = Union[Callable, ca.SX, None]
 
 
 def _check_x0(x0, nx):
-    arr = np.asarray(x0, dtype=float) if not isinstance(x0, np.ndarray) else x0.astype(float)
+    arr = np.array(v.real_array("x0", x0), dtype=float)  # a copy (made read-only below)
     arr = np.atleast_1d(np.squeeze(arr)) if arr.ndim > 1 and arr.size == nx else arr
     if arr.shape != (nx,):
         raise ValueError(f"x0 has shape {np.shape(x0)}; expected (nx,) = ({nx},)")
@@ -42,14 +43,36 @@ def _check_x0(x0, nx):
     return arr
 
 
-def _scalar_cost(spec, args, what):
-    expr = spec(*args) if callable(spec) else spec
+def _scalar_cost(spec, args, signature):
+    """The SX scalar of a cost ``spec`` (a function called on the symbols ``args``, or an
+    expression), checked against its ``signature`` (``"stage_cost(x, u)"``): the function
+    takes exactly those arguments, and the expression uses no other symbol."""
+    what = signature.split("(")[0]
+    if callable(spec):
+        try:
+            inspect.signature(spec).bind(*args)
+        except TypeError as e:
+            raise TypeError(f"{what} must be a function {signature} -> casadi.SX scalar; "
+                            f"it cannot be called with {len(args)} argument"
+                            f"{'s' if len(args) > 1 else ''} ({e})") from None
+        except ValueError:  # no signature to inspect (a builtin): let the call tell
+            pass
+        expr = spec(*args)
+    else:
+        expr = spec
     if isinstance(expr, (int, float)):
         expr = ca.SX(expr)
     if not isinstance(expr, ca.SX):
         raise TypeError(f"{what} must return a casadi.SX scalar; got {type(expr).__name__}")
     if expr.shape != (1, 1):
         raise ValueError(f"{what} must be a scalar; got shape {expr.shape}")
+    allowed = ca.symvar(ca.vertcat(*args))
+    foreign = [s.name() for s in ca.symvar(expr)
+               if not any(ca.is_equal(s, a) for a in allowed)]
+    if foreign:
+        raise ValueError(f"{what} uses the symbol{'s' if len(foreign) > 1 else ''} {foreign}, "
+                         f"which {signature} does not receive: it may depend only on its "
+                         f"argument{'s' if len(args) > 1 else ''} (write constants as numbers)")
     return expr
 
 
@@ -150,12 +173,12 @@ class ControlProblem:
         if self.control_bounds is not None:
             set_("control_bounds", v.box("control_bounds", self.control_bounds, (p.nu,), "(nw,)"))
         x, u = p.state, p.control
-        h = _scalar_cost(self.terminal_cost, (x,), "terminal_cost")
+        h = _scalar_cost(self.terminal_cost, (x,), "terminal_cost(x)")
         if self.stage_cost is None:
             xs, rhs, x0c = x, p.rhs, x0
             h_aug = h
         else:
-            ell = _scalar_cost(self.stage_cost, (x, u), "stage_cost")
+            ell = _scalar_cost(self.stage_cost, (x, u), "stage_cost(x, u)")
             c = ca.SX.sym("c", 1)
             xs = ca.vertcat(x, c)
             rhs = ca.vertcat(p.rhs, ell)
@@ -280,10 +303,7 @@ class ControlProblem:
         """Return ``w`` as a C-contiguous float64 array of shape ``(T, nw)``, or raise."""
         if w is None:
             return self.zeros()
-        try:
-            arr = np.asarray(w, dtype=float)
-        except (TypeError, ValueError):
-            raise TypeError(f"{what} must be an array of numbers; got {type(w).__name__}") from None
+        arr = v.real_array(what, w)
         T, nw = self.horizon, self.nw
         if arr.shape == (T,) and nw == 1:
             arr = arr.reshape(T, 1)

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 import numpy as np
 
-__all__ = ["History", "SolveResult", "STATUS"]
+__all__ = ["History", "SolveResult", "STATUS", "first_nonfinite_state", "nonfinite_start_message"]
 
 #: status code -> meaning. Negative codes are failures (``success=False``).
 STATUS = {
@@ -20,6 +20,31 @@ STATUS = {
     -3: "the backward pass produced a non-finite value",
     -5: "stalled: no decrease even at the largest regularization",
 }
+
+
+def first_nonfinite_state(X) -> Optional[int]:
+    """Index ``t`` of the first state ``x_t`` of ``X`` (``(T+1, nx)``, or a list of arrays)
+    with a non-finite entry; None when every state is finite."""
+    for t, x in enumerate(X):
+        if not np.all(np.isfinite(np.asarray(x, dtype=float))):
+            return t
+    return None
+
+
+def nonfinite_start_message(X) -> str:
+    """Why a run cannot start: its initial rollout is not finite. Names the first non-finite
+    state ``x_t`` and the stage ``t`` that produced it (``X`` as in
+    :func:`first_nonfinite_state`; None when the states are unknown)."""
+    head = "the initial rollout is not finite"
+    if X is None:
+        return f"{head}: the objective at the initial parameters is not finite"
+    t = first_nonfinite_state(X)
+    if t is None:
+        return f"{head}: every state is finite but the objective h(x_T) is not"
+    if t == 0:
+        return f"{head}: the initial state x_0 is not finite"
+    return (f"{head}: x_{t}, the output of stage {t} (row {t - 1} of w), is the first "
+            f"non-finite state")
 
 
 def _frozen_array(a) -> np.ndarray:

@@ -50,7 +50,7 @@ from . import lbfgs  # noqa: F401  (registers the "lbfgs" solver method)
 from . import oracles  # noqa: F401  (registers the oracles and their methods)
 from .optimizers import projected
 from .registry import METHODS, OPTIMIZERS, ORACLES, get_method
-from .result import STATUS, History, SolveResult
+from .result import STATUS, History, SolveResult, nonfinite_start_message
 
 __all__ = ["solve", "minimize", "METHODS", "IterationInfo", "LINE_SEARCHES"]
 
@@ -358,7 +358,9 @@ def _epochs(loop, batches, epochs, eval_data, factor, verbose, label, method,
 def _result(chain, w, X, cost, costs, k, status, failed, limit, hist, method,
             settings) -> SolveResult:
     message = STATUS[status]
-    if status == -1:
+    if status == -1 and k == 0:
+        message = nonfinite_start_message(X)  # not a divergence: the run never started
+    elif status == -1:
         message += f" at iteration {k}"
     elif status == -2:
         message += f" at iteration {k} (cost {costs[-1]:.3g} > {limit:.3g})"
@@ -486,6 +488,15 @@ def solve(problem, method: str = "gd", step=1.0, iters: Optional[int] = None, *,
         raise ValueError(f"solver_options/ipopt_options apply to solver methods, not {m.name!r}")
     if not callable(step):
         step = v.positive_number("step", step)
+    # the loop's settings (minimize checks them too): bad ones are errors before any
+    # compute, and problem.chain below may compile kernels
+    if line_search not in LINE_SEARCHES:
+        raise ValueError(f"unknown line_search {line_search!r}; choose one of {list(LINE_SEARCHES)}")
+    v.nonnegative_number("gtol", gtol)
+    v.positive_number("divergence_factor", divergence_factor)
+    v.positive_int("max_backtracks", max_backtracks)
+    if iters is not None:
+        v.nonnegative_int("iters", iters)
     opts = _oracle_options(m, oracle_options, moreau_options, gamma, stage_weights, step)
     if optimizer_options is not None and not isinstance(optimizer_options, Mapping):
         raise TypeError(f"optimizer_options must be a mapping; got {type(optimizer_options).__name__}")

@@ -20,15 +20,45 @@ def _load(name):
     return mod
 
 
+SMOKE = ["--quick", "--horizons", "20", "--latency-horizons", "20", "--floor-n", "20000",
+         "--c-max-T", "20", "--quiet"]
+
+
+def test_suite_smoke_quick(tmp_path):
+    """Quick tier: benchmarks/suite.py on the pendulum at one tiny horizon, one repeat, in
+    this process: every installed peer runs and agrees with moreauctl's gradient, the floor
+    is counted, results.json and results.md are written. The whole suite (both plants, the
+    fresh-process workers, each compiling in an empty kernel cache) is test_suite_smoke, in
+    the slow tier."""
+    suite = _load("suite.py")
+    data = suite.main(SMOKE + ["--out", str(tmp_path), "--no-processes", "--plants", "pendulum"])
+    rows = data["rows"]
+    assert {r["plant"] for r in rows} == {"pendulum"}
+    for r in rows:
+        if r["status"] == "ok" and r["tool"] != "moreauctl":
+            assert r["max_rel_diff"] <= 1e-10, r
+    ran = {r["tool"] for r in rows if r["status"] == "ok"}
+    assert {"moreauctl", "casadi_sx", "casadi_mx", "numpy"} <= ran
+    fl = data["floor"]["pendulum"]
+    assert fl["forward_ops"].get("sin", 0) + fl["forward_ops"].get("cos", 0) > 0
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["acceptance"] == data["acceptance"]
+    assert "Acceptance" in (tmp_path / "results.md").read_text()
+    merged = suite.merge_runs([saved, saved, saved])  # a run merged with itself: unchanged
+    assert [it["value"] for it in merged["acceptance"]] == pytest.approx(
+        [it["value"] for it in saved["acceptance"]])
+
+
+@pytest.mark.slow
 def test_suite_smoke(tmp_path):
     """benchmarks/suite.py end to end at one tiny horizon, one repeat: every installed peer
     runs (the rest are skipped with a note), gradients agree with moreauctl's, the fresh-
-    process worker runs, results.json and results.md are written. No timing is asserted."""
+    process worker runs, results.json and results.md are written. No timing is asserted.
+    Slow tier (~30 s cold: the workers compile in empty kernel caches); the quick tier runs
+    test_suite_smoke_quick."""
     suite = _load("suite.py")
-    data = suite.main(["--quick", "--horizons", "20", "--latency-horizons", "20",
-                       "--floor-n", "20000", "--c-max-T", "20", "--out", str(tmp_path),
-                       "--process-plants", "pendulum", "--process-tools", "casadi_sx",
-                       "--quiet"])
+    data = suite.main(SMOKE + ["--out", str(tmp_path), "--process-plants", "pendulum",
+                               "--process-tools", "casadi_sx"])
     rows = data["rows"]
     assert {r["plant"] for r in rows} == {"pendulum", "cartpole"}
     for r in rows:

@@ -277,3 +277,12 @@ def test_l2_regularizer_in_gradient_and_weight_subproblems():
         d, _ = MoreauOracle(ch, alpha=s, gamma=s, schedule="constant")(w, (), data)
         errs.append(mc.relative_error(d.direction / s, G))
     assert errs[0] < 1e-2 and 1.6 < errs[0] / errs[1] < 2.4
+
+
+def test_compiled_chain_accepts_unpickled_float64():
+    # an array that crossed a process boundary has an equal but distinct dtype object
+    import pickle
+    p = mc.models.pendulum_swingup(horizon=5)
+    w = pickle.loads(pickle.dumps(0.1 * np.ones(5)))
+    assert w.dtype is not np.dtype(np.float64)
+    assert p.chain.objective(w) == pytest.approx(mc.objective(p, 0.1 * np.ones((5, 1))))

@@ -11,6 +11,7 @@ import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
+import casadi as ca
 import numpy as np
 import pytest
 
@@ -151,9 +152,13 @@ def test_store_atomic_and_corrupt_files(tmp_path):
         f.write('{"key": "k2", "x": ')
     with pytest.warns(RuntimeWarning, match="unreadable"):
         assert store.load("k2") is None
-    # a leftover temporary from a killed writer is ignored and cleaned
-    open(os.path.join(store.cells_dir, ".tmp-abc.part"), "w").close()
+    # a leftover temporary from a killed writer is ignored and cleaned (one of unknown
+    # writer: once it is older than any write takes)
+    old = os.path.join(store.cells_dir, ".tmp-abc.part")
+    open(old, "w").close()
     assert sorted(store.keys()) == ["k1", "k2"]
+    assert store.clean_temporaries() == 0
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
     assert store.clean_temporaries() == 1
 
 
@@ -355,7 +360,10 @@ def test_cli_sweep(tmp_path, capsys):
     assert cli_main(argv + ["--quiet"]) == 0
     assert cli_main(argv) == 0
     assert "0 cells computed, 12 loaded" in capsys.readouterr().err
-    assert cli_main(argv + ["--force", "--quiet", "--total-time", "3"]) == 0
+    # fixed total time (gd only: a new dt is a new stage to compile)
+    fixed_time = argv[:argv.index("--methods")] + ["--methods", "gd", "--steps", "-2:-1"] + \
+        argv[argv.index("--out"):]
+    assert cli_main(fixed_time + ["--force", "--quiet", "--total-time", "3"]) == 0
     with open(os.path.join(out, "summary.csv")) as fh:
         assert {r["dt"] for r in csv.DictReader(fh)} == {repr(3 / 20), repr(3 / 30)}
 
@@ -370,3 +378,181 @@ def test_cli_sweep_errors(capsys):
         cli_main(["sweep", "--steps", "3:1"])
     with pytest.raises(SystemExit):
         cli_main(["sweep", "--dt", "0.1", "--total-time", "5"])
+
+
+# -- stale and wrong cells (issue 13) ----------------------------------------------------
+
+#: initial angle of :func:`start_pendulum`; a test edits it as a user edits a factory (the
+#: initial state: an edit that needs no new kernels, so the test compiles nothing)
+START = {"theta": 0.0}
+
+
+def start_pendulum(horizon, dt=0.1):
+    """A user's factory (the paper's swing-up from an initial angle a test changes)."""
+    return mc.ControlProblem(models.pendulum(), horizon=horizon, dt=dt,
+                             x0=[START["theta"], 0.0],
+                             terminal_cost=lambda x: (x[0] - ca.pi) ** 2 + 0.1 * x[1] ** 2)
+
+
+SMALL = dict(horizons=[10], methods={"gd": {"method": "gd", "steps": [0.25, 0.5]}}, iters=3,
+             executor="serial", reference=None, progress=False, report=False)
+
+
+def test_edited_factory_recomputes_stale_cells(tmp_path, monkeypatch):
+    out = str(tmp_path / "s")
+    first = studies.horizon_sweep(start_pendulum, out=out, **SMALL)
+    # costs[0] at w = 0 from rest at theta = 0: (0 - pi)^2, closed form
+    assert first.grid(10, "gd").records[0].costs[0] == pytest.approx(math.pi ** 2)
+    monkeypatch.setitem(START, "theta", math.pi)  # the edit: start upright
+    with pytest.warns(RuntimeWarning, match=r"2 stored cells .* another problem"):
+        edited = studies.horizon_sweep(start_pendulum, out=out, **SMALL)
+    assert (edited.computed, edited.loaded, edited.stale, edited.invalid) == (2, 0, 2, 0)
+    # upright at rest with w = 0 is an equilibrium of the Euler stage: the cost is 0 (closed
+    # form) at every iteration, where the stale cells said pi^2 and more
+    np.testing.assert_allclose(edited.grid(10, "gd").records[0].costs, 0.0, atol=1e-20)
+    direct = mc.solve(start_pendulum(10), "gd", step=0.25, iters=3, verbose=False)
+    np.testing.assert_array_equal(edited.grid(10, "gd").records[0].costs, direct.costs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = studies.horizon_sweep(start_pendulum, out=out, **SMALL)
+    assert (again.computed, again.loaded, again.stale) == (0, 2, 0)
+
+
+def test_cells_of_another_code_version_are_recomputed(tmp_path):
+    out = str(tmp_path / "s")
+    first = studies.horizon_sweep("pendulum", out=out, **SMALL)
+    cells = os.path.join(out, "cells")
+    f = sorted(os.listdir(cells))[0]
+    rec = json.load(open(os.path.join(cells, f)))
+    assert rec["fingerprint"]["code"] == studies.code_fingerprint()
+    rec["fingerprint"]["code"] = "moreauctl 0.0.9+000000000000"  # an older version's cell
+    rec["costs"] = [1.0, 0.5, 0.25, 0.125]                         # with other numbers
+    open(os.path.join(cells, f), "w").write(json.dumps(rec))
+    with pytest.warns(RuntimeWarning, match=r"1 stored cells .* another code"):
+        res = studies.horizon_sweep("pendulum", out=out, **SMALL)
+    assert (res.computed, res.loaded, res.stale) == (1, 1, 1)
+    assert numbers(res) == numbers(first)
+
+
+@pytest.mark.parametrize("edit,why", [
+    (lambda r: r.update(costs=[]), "'costs' is empty"),
+    (lambda r: r.pop("costs"), "no 'costs'"),
+    (lambda r: r.update(costs=[9.87, "x", 1.0]), "non-numbers"),
+    (lambda r: r.update(costs=[9.87, None]), "non-numbers"),
+    (lambda r: r.update(status="0"), "'status' is str"),
+    (lambda r: r.update(success=1), "'success' is int"),
+    (lambda r: r.update(nit=99), "nit 99"),
+    (lambda r: r.update(costs=[1.0] * 9), "9 entries"),
+    (lambda r: r["spec"].update(step=8.0), "settings"),
+])
+def test_readable_but_wrong_cell_is_named_and_recomputed(tmp_path, edit, why):
+    out = str(tmp_path / "s")
+    first = studies.horizon_sweep("pendulum", out=out, **SMALL)
+    cells = os.path.join(out, "cells")
+    f = sorted(os.listdir(cells))[1]
+    rec = json.load(open(os.path.join(cells, f)))
+    edit(rec)
+    open(os.path.join(cells, f), "w").write(json.dumps(rec))
+    with pytest.warns(RuntimeWarning, match=f"{f}: .*{why}.*recomputed"):
+        res = studies.horizon_sweep("pendulum", out=out, **SMALL)
+    assert (res.computed, res.loaded, res.invalid, res.stale) == (1, 1, 1, 0)
+    assert numbers(res) == numbers(first)
+    assert studies.check_record(json.load(open(os.path.join(cells, f))),
+                                json.load(open(os.path.join(cells, f)))["spec"]) is None
+
+
+def test_a_worker_that_computed_another_problem_is_an_error():
+    from moreauctl.studies import sweep as sweep_mod
+    spec = {"kind": "run", "horizon": 10, "dt": 0.1, "problem": "plant:pendulum",
+            "problem_kwargs": {}, "method": "gd", "step": 0.5, "iters": 2, "solve_kwargs": {}}
+    rec = sweep_mod.run_cell(spec, "pendulum")
+    assert studies.check_record(rec, spec) is None
+    sweep_mod._check_computed(rec, spec, rec["fingerprint"])
+    other = dict(rec["fingerprint"], problem="0" * 64)
+    with pytest.raises(RuntimeError, match="another problem or code version"):
+        sweep_mod._check_computed(rec, spec, other)
+
+
+def test_problem_fingerprint_sees_content_not_names():
+    fp = studies.problem_fingerprint
+    base = fp(models.pendulum_swingup(horizon=10))
+    assert fp(models.pendulum_swingup(horizon=10)) == base  # deterministic
+    assert fp(start_pendulum(10)) == base  # another factory, the same content
+    for changed in (models.pendulum_swingup(horizon=11), models.pendulum_swingup(10, dt=0.05),
+                    models.pendulum_swingup(10, scheme="rk4"),
+                    mc.ControlProblem(models.pendulum(), 10, 0.1, [0.0, 0.0],   # target 3
+                                      lambda x: (x[0] - 3.0) ** 2 + 0.1 * x[1] ** 2),
+                    mc.ControlProblem(models.pendulum(g=9.8), 10, 0.1, [0.0, 0.0],
+                                      lambda x: (x[0] - math.pi) ** 2 + 0.1 * x[1] ** 2),
+                    mc.ControlProblem(models.pendulum(), 10, 0.1, [0.0, 1e-12],
+                                      lambda x: (x[0] - math.pi) ** 2 + 0.1 * x[1] ** 2)):
+        assert fp(changed) != base
+
+
+def test_cli_sweep_says_how_many_cells_were_stale(tmp_path, capsys):
+    from moreauctl.cli.sweep import print_summary
+    out = str(tmp_path / "cli")
+    studies.horizon_sweep("pendulum", out=out, **SMALL)
+    cells = os.path.join(out, "cells")
+    for f in os.listdir(cells):
+        rec = json.load(open(os.path.join(cells, f)))
+        rec["fingerprint"]["problem"] = "0" * 64
+        open(os.path.join(cells, f), "w").write(json.dumps(rec))
+    with pytest.warns(RuntimeWarning, match="another problem"):
+        res = studies.horizon_sweep("pendulum", out=out, **SMALL)
+    capsys.readouterr()
+    print_summary(res, out)  # what `moreauctl sweep` prints
+    assert ("2 cells computed (2 stale: stored for another problem or code version), 0 loaded"
+            in capsys.readouterr().err)
+    sweep_json = json.load(open(os.path.join(out, "sweep.json")))
+    assert sweep_json["counts"] == {"computed": 2, "loaded": 0, "stale": 2, "invalid": 0}
+
+
+def test_cleaner_never_deletes_a_running_writers_temporary(tmp_path):
+    from moreauctl import _io
+    store = studies.CellStore(str(tmp_path))
+    # a second study writes a cell while this one starts and cleans: its write completes
+    with _io.atomic_path(store.path("k")) as tmp:
+        with open(tmp, "w") as f:
+            f.write('{"key": "k"}')
+        assert os.path.basename(tmp).startswith(f".tmp-{os.getpid()}@")
+        assert store.clean_temporaries() == 0 and os.path.exists(tmp)
+    assert store.load("k") == {"key": "k"}
+    # a writer of this host that is gone: its temporary is an orphan
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = _io._host()
+    names = {f".tmp-{dead.pid}@{host}-x1.part": True,          # dead writer here
+             f".tmp-{os.getpid()}@{host}-x2.part": False,       # live writer here
+             ".tmp-1@another-host-x3.part": False,              # other host, fresh
+             ".tmp-2@another-host-x4.part": True,               # other host, 2 h old
+             ".tmp-zz.part": False}                             # old name format, fresh
+    for name in names:
+        open(os.path.join(store.cells_dir, name), "w").close()
+    long_ago = time.time() - 7200
+    os.utime(os.path.join(store.cells_dir, ".tmp-2@another-host-x4.part"), (long_ago, long_ago))
+    assert store.clean_temporaries() == 2
+    left = {n for n in os.listdir(store.cells_dir) if n.startswith(".tmp-")}
+    assert left == {n for n, orphan in names.items() if not orphan}
+
+
+def test_step_exponents_and_scheme_checked_before_any_work(capsys):
+    with pytest.raises(ValueError, match=r"step exponent hi must be in \[-1074, 1023\].*2000"):
+        studies.powers_of_two(0, 2000)
+    with pytest.raises(ValueError, match="step exponent lo"):
+        studies.powers_of_two(-1075, 0)
+    assert studies.powers_of_two(1023, 1023) == (2.0 ** 1023,)
+    with pytest.raises(SystemExit):
+        cli_main(["sweep", "--steps", "0:2000", "--horizons", "10"])
+    assert "step exponent HI must be in [-1074, 1023]" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli_main(["sweep", "--steps", "gd=-1100:0", "--horizons", "10"])
+    assert "step exponent LO" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli_main(["sweep", "--scheme", "rk5", "--horizons", "10"])
+    assert "invalid choice: 'rk5'" in capsys.readouterr().err
+    # through the library: the factory runs in this process first, so a bad scheme is a
+    # ValueError before any cell runs (not a cell failing in a worker)
+    with pytest.raises(ValueError, match="unknown scheme 'rk5'"):
+        studies.horizon_sweep("pendulum", [10], problem_kwargs={"scheme": "rk5"},
+                              progress=False)

@@ -10,6 +10,7 @@ sub-command (and by the scripts in ``demos/``); each sub-command is one module w
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from typing import Optional, Sequence
 
@@ -39,3 +40,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         # Bad settings are the user's to fix: one clear line, no traceback.
         print(f"moreauctl: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        # A file that could not be written or read (the output paths are checked before
+        # any compute; this is what is left: a full disk, a path removed meanwhile).
+        print(f"moreauctl: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as e:
+        # Ctrl-C, or SIGTERM during a study (studies.executors.Terminated): the pool is
+        # stopped, finished cells are on disk; the shell's convention 128 + signal number.
+        signum = getattr(e, "signum", signal.SIGINT)
+        print(f"moreauctl: {signal.Signals(signum).name}: stopped; the cells a study had "
+              "finished are kept under its --out", file=sys.stderr)
+        return 128 + signum

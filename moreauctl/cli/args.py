@@ -21,13 +21,15 @@ import sys
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
 from .. import _validate, models
-from .._io import write_text_atomic
+from .._io import check_output_dir, check_output_file, write_text_atomic
 from ..discretize import SCHEMES
+from ..studies.grid import check_exponent
 
 __all__ = ["positive_float", "positive_int", "nonnegative_int", "int_list", "exponent_range",
            "parse_steps", "steps_arg", "range_arg", "allow_negative_ranges", "add_quiet",
            "add_plant_arg", "add_scheme_arg", "add_problem_args", "make_problem",
-           "add_study_arguments", "write_json"]
+           "add_study_arguments", "write_json", "write_json_or_stdout", "check_output_file",
+           "check_output_dir", "report_write_error"]
 
 
 def _arg_type(parse: Callable[[str], object]) -> Callable[[str], object]:
@@ -96,7 +98,7 @@ def exponent_range(text: str) -> Tuple[int, int]:
             f"a step grid is 'LO:HI' (powers of two 2^LO..2^HI); got {text!r}") from None
     if not sep or hi < lo:
         raise ValueError(f"a step grid is 'LO:HI' with LO <= HI; got {text!r}")
-    return lo, hi
+    return check_exponent("LO", lo), check_exponent("HI", hi)
 
 
 def parse_steps(text: str) -> Union[Tuple[int, int], Dict[str, Tuple[int, int]]]:
@@ -205,3 +207,25 @@ def write_json(obj, dest: str) -> None:
         sys.stdout.write(text + "\n")
     else:
         write_text_atomic(dest, text)
+
+
+def report_write_error(what: str, path: str, error: OSError, fallback: str = "") -> None:
+    """One line on stderr: a file could not be written (after the compute), and where the
+    result went instead."""
+    reason = getattr(error, "strerror", None) or str(error)
+    print(f"moreauctl: error: could not write {what} {path!r}: {reason}"
+          + (f"; {fallback}" if fallback else ""), file=sys.stderr)
+
+
+def write_json_or_stdout(obj, dest: str, what: str = "--json") -> bool:
+    """:func:`write_json`; when the file cannot be written after all (the path was checked
+    before the compute, but disks fill up and permissions change), say so in one line and
+    print the JSON on stdout instead, so the result is kept. Returns whether ``dest`` was
+    written."""
+    try:
+        write_json(obj, dest)
+        return True
+    except OSError as e:
+        report_write_error(what, dest, e, "the JSON result follows on stdout")
+        write_json(obj, "-")
+        return False

@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import argparse
 
-from ..demo import run_demo
-from .args import add_quiet, int_list, nonnegative_int
+from ..demo import compute, write_outputs
+from .args import add_quiet, check_output_dir, int_list, nonnegative_int
 
 __all__ = ["add_parser", "run"]
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the demo; returns the exit code."""
-    run_demo(out=args.out, iters=args.iters, horizons=args.horizons, verbose=not args.quiet)
-    return 0
+    """Check ``--out``, run the demo; returns the exit code (1 when a file could not be
+    written after all: the results JSON is then on stdout)."""
+    check_output_dir(args.out, "--out")
+    best, table = compute(args.horizons, args.iters, verbose=not args.quiet)
+    return 0 if write_outputs(args.out, best, table) else 1
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:

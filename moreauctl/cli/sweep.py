@@ -21,8 +21,9 @@ from ..studies.executors import dask_executor
 from ..studies.grid import powers_of_two
 from ..studies.metrics import CRITERIA
 from ..studies.sweep import DEFAULT_METHODS, METHOD_PRESETS, horizon_sweep
-from .args import (add_plant_arg, add_quiet, add_scheme_arg, allow_negative_ranges, int_list,
-                   nonnegative_int, positive_float, positive_int, steps_arg)
+from .args import (add_plant_arg, add_quiet, add_scheme_arg, allow_negative_ranges,
+                   check_output_dir, int_list, nonnegative_int, positive_float, positive_int,
+                   steps_arg)
 
 __all__ = ["add_parser", "run", "method_settings", "print_summary"]
 
@@ -55,11 +56,15 @@ def method_settings(labels_text: str, steps) -> Dict[str, Dict[str, Any]]:
 
 def print_summary(res, out: str) -> None:
     """A finished sweep: its markdown table on stdout; on stderr, how many cells were
-    computed and reused, and where the reports went."""
+    computed (and among them how many were stale or unusable on disk) and reused, and
+    where the reports went."""
     print(res.to_markdown())
-    print(f"{res.computed} cells computed, {res.loaded} loaded from {out}/cells "
-          f"in {res.seconds:.1f} s; wrote summary.csv, summary.md and figures to {out}",
-          file=sys.stderr)
+    redone = [f"{n} {what}" for n, what in
+              ((res.stale, "stale: stored for another problem or code version"),
+               (res.invalid, "from unusable cell files")) if n]
+    print(f"{res.computed} cells computed{' (' + '; '.join(redone) + ')' if redone else ''}, "
+          f"{res.loaded} loaded from {out}/cells in {res.seconds:.1f} s; wrote summary.csv, "
+          f"summary.md and figures to {out}", file=sys.stderr)
 
 
 def _executor(args):
@@ -71,6 +76,7 @@ def _executor(args):
 
 def run(args: argparse.Namespace) -> int:
     """Run (or resume) the sweep and print its table; returns the exit code."""
+    check_output_dir(args.out, "--out")
     methods = method_settings(args.methods, args.steps)
     if args.total_time is not None:
         scaling = dict(scaling="fixed-time", total_time=args.total_time, dt=None)

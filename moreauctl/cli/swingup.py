@@ -17,8 +17,8 @@ import sys
 from .. import models
 from ..plots import animate, plot_solve
 from ..solve import METHODS, solve
-from .args import (add_problem_args, add_quiet, make_problem, nonnegative_int, positive_float,
-                   write_json)
+from .args import (add_problem_args, add_quiet, check_output_file, make_problem,
+                   nonnegative_int, positive_float, report_write_error, write_json_or_stdout)
 
 __all__ = ["add_parser", "run", "cost_table"]
 
@@ -44,7 +44,14 @@ def _oracle_options(args) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Solve, print, write; returns the exit code."""
+    """Check the output paths, solve, print, write; returns the exit code (1 when a file
+    could not be written after all: the result is then kept on stdout)."""
+    if args.json and args.json != "-":
+        check_output_file(args.json, "--json")
+    if args.plot:
+        check_output_file(args.plot, "--plot")
+    if args.animate:
+        check_output_file(args.animate, "--animate")
     prob = make_problem(args)
     geometry = None
     if args.animate:  # before any compute: a plant without a drawing is a usage error
@@ -63,16 +70,25 @@ def run(args: argparse.Namespace) -> int:
         print(cost_table(res.costs), file=out)
         print(f"status {res.status}: {res.message}; success={res.success}; "
               f"final cost {res.fun:.6g}; best cost {res.best_cost:.6g}", file=out)
+    ok = True
     if args.json:
-        write_json(res.to_dict(), args.json)
+        ok = write_json_or_stdout(res.to_dict(), args.json)
     if args.plot:
-        plot_solve(res, prob, args.plot)
-        print(f"wrote {args.plot}", file=out)
+        try:
+            plot_solve(res, prob, args.plot)
+            print(f"wrote {args.plot}", file=out)
+        except OSError as e:
+            report_write_error("--plot", args.plot, e)
+            ok = False
     if args.animate:
-        n = animate(res.states, geometry, args.animate, prob.dt, title=f"{prob.name} {args.method}",
-                    trail=30)
-        print(f"wrote {args.animate} ({n} frames)", file=out)
-    return 0
+        try:
+            n = animate(res.states, geometry, args.animate, prob.dt,
+                        title=f"{prob.name} {args.method}", trail=30)
+            print(f"wrote {args.animate} ({n} frames)", file=out)
+        except OSError as e:
+            report_write_error("--animate", args.animate, e)
+            ok = False
+    return 0 if ok else 1
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:

@@ -32,6 +32,9 @@ __all__ = ["compile_chain", "compile_casadi_chain", "CasadiChain", "CasadiStage"
            "CasadiObjective"]
 
 
+_F64 = np.dtype(np.float64)
+
+
 def _vec(dm) -> np.ndarray:
     return np.asarray(dm, dtype=float).ravel()
 
@@ -117,9 +120,10 @@ def _no_data(data) -> None:
 class CasadiChain(Chain):
     """Compiled passes over ``T`` copies of one CasADi stage.
 
-    Every method takes ``w`` flat ``(T*nw,)`` or as its free view ``(T, nw)``
-    (C-contiguous float64, validated by the caller: see :meth:`check_params`) and returns
-    directions flat ``(T*nw,)``; states are ``(T+1, nx)``.
+    Every method takes ``w`` flat ``(T*nw,)`` or as its free view ``(T, nw)`` (float64) and
+    returns directions flat ``(T*nw,)``; states are ``(T+1, nx)``. Shapes and dtypes are
+    checked on every call (about 0.1 us: the kernels do not check bounds, so a wrong shape
+    would read outside the array); values are not (finite entries: :meth:`check_params`).
 
     Attributes
     ----------
@@ -167,10 +171,40 @@ class CasadiChain(Chain):
         T = int(horizon)
         super().__init__(_Repeated(CasadiStage(functions, flags, P), T),
                          CasadiObjective(functions, flags), x0, Layout.homogeneous(T, self.nw))
+        self._shape_w, self._shape_flat = (T, self.nw), (T * self.nw,)
+        self._shape_X = (T + 1, self.nx)
 
     # -- helpers ------------------------------------------------------------------------
-    def _W(self, w: np.ndarray) -> np.ndarray:
-        return w if w.ndim == 2 else w.reshape(self.horizon, self.nw)
+    def _W(self, w: np.ndarray, what: str = "w") -> np.ndarray:
+        """``w`` as its ``(T, nw)`` view, after the cheap checks that keep the kernels (which
+        do not check bounds) inside the array: a float64 ndarray of shape ``(T*nw,)`` or
+        ``(T, nw)``. Validation of values (finite entries) is :meth:`check_params`'s."""
+        shape = getattr(w, "shape", None)
+        if shape == self._shape_w:
+            W = w
+        elif shape == self._shape_flat:
+            W = w.reshape(self._shape_w)
+        else:
+            raise ValueError(f"{what} has shape {shape}; expected (T, nw) = {self._shape_w} "
+                             f"or flat {self._shape_flat} (see check_params)")
+        if w.dtype != _F64:
+            raise TypeError(f"{what} must be a float64 array; got {w.dtype} (convert it with "
+                            "chain.check_params)")
+        return W
+
+    def _X(self, X) -> np.ndarray:
+        """States ``(T+1, nx)`` float64, checked like :meth:`_W`."""
+        shape = getattr(X, "shape", None)
+        if shape != self._shape_X:
+            raise ValueError(f"X has shape {shape}; expected (T+1, nx) = {self._shape_X} "
+                             "(the states of forward)")
+        if X.dtype != _F64:
+            raise TypeError(f"X must be a float64 array; got {X.dtype}")
+        return X
+
+    def _flat(self, w: np.ndarray) -> np.ndarray:
+        """``w`` checked and flat ``(T*nw,)`` (the Python passes index it per stage)."""
+        return self._W(w).reshape(self._shape_flat)
 
     def _jv(self, store: bool) -> np.ndarray:
         return np.empty((self.horizon if store else 0, self.njv))
@@ -179,7 +213,7 @@ class CasadiChain(Chain):
     def forward(self, w, data=None):
         """``(cost, X)`` with ``X`` of shape ``(T+1, nx)``."""
         _no_data(data)
-        X = np.empty((self.horizon + 1, self.nx))
+        X = np.empty(self._shape_X)
         return float(self.kernels.f_forward(self._W(w), self.x0, X, self.params)), X
 
     def objective(self, w, data=None) -> float:
@@ -191,19 +225,20 @@ class CasadiChain(Chain):
         _no_data(data)
         G = np.empty(self.layout.size)
         lam0 = np.empty(self.nx)
-        self.kernels.f_backward_gradient(self._W(w), X, self._W(G), lam0, self.params)
+        self.kernels.f_backward_gradient(self._W(w), self._X(X), G.reshape(self._shape_w), lam0,
+                                         self.params)
         return G, lam0
 
     def value_and_gradient(self, w, data=None):
         """``(cost, X, G, lam0)`` in one kernel call (at small ``T`` the per-call overhead
         dominates), storing the varying Jacobian entries when ``store_jacobians``."""
         _no_data(data)
-        X = np.empty((self.horizon + 1, self.nx))
+        X = np.empty(self._shape_X)
         G = np.empty(self.layout.size)
         lam0 = np.empty(self.nx)
         cost = self.kernels.f_value_and_gradient(self._W(w), self.x0, X,
-                                                 self._jv(self.store_jacobians), self._W(G), lam0,
-                                                 self.params)
+                                                 self._jv(self.store_jacobians),
+                                                 G.reshape(self._shape_w), lam0, self.params)
         return float(cost), X, G, lam0
 
     def backward(self, w, X, data, spec: BackwardSpec) -> Backward:
@@ -212,8 +247,9 @@ class CasadiChain(Chain):
         _no_data(data)
         codes = spec.codes
         if codes is None:
-            return super().backward(w, X, data, spec)
-        return self._backward_general(self._W(w), X, spec, codes, self._jv(False), False)
+            return super().backward(self._flat(w), self._X(X), data, spec)
+        return self._backward_general(self._W(w), self._X(X), spec, codes, self._jv(False),
+                                      False)
 
     def _backward_general(self, W, X, spec, codes, JV, use_jv) -> Backward:
         T = self.horizon
@@ -222,8 +258,8 @@ class CasadiChain(Chain):
         resid = np.empty((T + 1, 2))
         bad = self.kernels.f_backward_moreau(
             W, X, JV, use_jv, float(spec.gam_h), spec.gam, spec.alp, codes, spec.inner.code,
-            spec.inner.iters, spec.inner.tol, bool(spec.diagnostics), self._W(G), lam0, resid,
-            self.params)
+            spec.inner.iters, spec.inner.tol, bool(spec.diagnostics), G.reshape(self._shape_w),
+            lam0, resid, self.params)
         return Backward(G, lam0, None if bad < 0 else int(bad),
                         resid if spec.diagnostics else None)
 
@@ -234,13 +270,13 @@ class CasadiChain(Chain):
         _no_data(data)
         codes = spec.codes
         if codes is None:
-            return super().forward_backward(w, data, spec)
+            return super().forward_backward(self._flat(w), data, spec)
         W = self._W(w)
         if spec.inner.name != "paper" or spec.diagnostics:
             cost, X = self.forward(W)
             return cost, X, self._backward_general(W, X, spec, codes, self._jv(False), False)
         k = self.kernels
-        X = np.empty((self.horizon + 1, self.nx))
+        X = np.empty(self._shape_X)
         JV = self._jv(self.store_jacobians)
         if self.store_jacobians:
             cost = k.f_forward_jac(W, self.x0, X, JV, self.params)
@@ -249,8 +285,8 @@ class CasadiChain(Chain):
         G = np.empty(self.layout.size)
         lam0 = np.empty(self.nx)
         bad = k.f_backward_moreau_paper(W, X, JV, self.store_jacobians, float(spec.gam_h),
-                                        spec.gam, spec.alp, codes, self._W(G), lam0,
-                                        self.params)
+                                        spec.gam, spec.alp, codes, G.reshape(self._shape_w),
+                                        lam0, self.params)
         return float(cost), X, Backward(G, lam0, None if bad < 0 else int(bad))
 
 

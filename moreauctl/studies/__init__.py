@@ -13,10 +13,12 @@ Modules, in import order (each imports only those above it, so there is no circl
 - :mod:`~moreauctl.studies.metrics`: min-so-far, area under it, normalized gap, criteria;
   :mod:`~moreauctl.studies.executors`: serial, thread, process and Dask executors;
   :mod:`~moreauctl.studies.store`: one atomic JSON file per finished cell;
+  :mod:`~moreauctl.studies.fingerprint`: the problem content and code version of a cell;
 - :mod:`~moreauctl.studies.grid`: :func:`grid_search` over one problem;
 - :mod:`~moreauctl.studies.report`: columns, tables and figures of a sweep;
 - :mod:`~moreauctl.studies.sweep`: :func:`horizon_sweep` (scaling with ``T``, resuming).
 """
+from .fingerprint import code_fingerprint, problem_fingerprint
 from .executors import (EXECUTOR_KINDS, SerialExecutor, dask_executor, make_executor,
                         runs_in_process)
 from .grid import GridResult, StepRecord, choose, format_step, grid_search, powers_of_two
@@ -25,7 +27,7 @@ from .report import (markdown_table, plot_gap_vs_horizon, plot_min_cost_panels,
                      plot_step_sensitivity, sweep_rows, write_report)
 from .store import CellStore, atomic_path, cell_key, write_json_atomic, write_text_atomic
 from .sweep import (DEFAULT_METHODS, DEFAULT_STEPS, METHOD_PRESETS, SCALINGS, SweepResult,
-                    horizon_sweep, run_cell)
+                    check_record, horizon_sweep, run_cell)
 
 __all__ = ["powers_of_two", "grid_search", "GridResult", "StepRecord", "choose", "CRITERIA",
            "auc_of_costs", "min_so_far", "normalized_gap", "first_at_or_below", "format_step",
@@ -33,4 +35,5 @@ __all__ = ["powers_of_two", "grid_search", "GridResult", "StepRecord", "choose",
            "SCALINGS", "SerialExecutor", "make_executor", "dask_executor", "runs_in_process",
            "EXECUTOR_KINDS", "run_cell", "CellStore", "cell_key", "write_json_atomic",
            "write_text_atomic", "atomic_path", "sweep_rows", "markdown_table", "write_report",
-           "plot_min_cost_panels", "plot_gap_vs_horizon", "plot_step_sensitivity"]
+           "plot_min_cost_panels", "plot_gap_vs_horizon", "plot_step_sensitivity",
+           "check_record", "problem_fingerprint", "code_fingerprint"]

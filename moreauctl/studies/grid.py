@@ -26,17 +26,31 @@ from ..solve import solve
 from .executors import runs_in_process
 from .metrics import auc_of_costs, best_cost, check_criterion, min_so_far
 
-__all__ = ["powers_of_two", "StepRecord", "GridResult", "grid_search", "format_step", "choose"]
+__all__ = ["powers_of_two", "check_exponent", "EXPONENT_RANGE", "StepRecord", "GridResult", "grid_search", "format_step", "choose"]
 
 #: criterion -> the StepRecord property it minimizes
 _SCORED_BY = {"best": "best_cost", "final": "final_cost", "auc": "auc"}
 
 
+#: exponents ``e`` for which ``2**e`` is a finite float64 > 0 (subnormals included)
+EXPONENT_RANGE = (-1074, 1023)
+
+
+def check_exponent(name: str, value) -> int:
+    """An integer exponent ``e`` of :data:`EXPONENT_RANGE` (``2**e`` a finite float > 0)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer exponent; got {value!r}")
+    if not EXPONENT_RANGE[0] <= value <= EXPONENT_RANGE[1]:
+        raise ValueError(f"step exponent {name} must be in [{EXPONENT_RANGE[0]}, "
+                         f"{EXPONENT_RANGE[1]}] (2^{name} a finite float > 0); got {value}")
+    return int(value)
+
+
 def powers_of_two(lo: int, hi: int) -> Tuple[float, ...]:
-    """``(2**lo, 2**(lo+1), ..., 2**hi)`` as floats (both ends included)."""
-    for name, v in (("lo", lo), ("hi", hi)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-            raise TypeError(f"{name} must be an integer exponent; got {v!r}")
+    """``(2**lo, 2**(lo+1), ..., 2**hi)`` as floats (both ends included); the exponents must
+    lie in :data:`EXPONENT_RANGE`."""
+    check_exponent("lo", lo)
+    check_exponent("hi", hi)
     if hi < lo:
         raise ValueError(f"powers_of_two needs lo <= hi; got lo={lo}, hi={hi}")
     return tuple(2.0 ** e for e in range(int(lo), int(hi) + 1))

@@ -11,9 +11,12 @@ found again on the next run. Files are written to a temporary name in the same d
 flushed to disk, then renamed over the final name (``os.replace`` is atomic on POSIX and
 Windows), so a study killed at any instant leaves every ``<key>.json`` either complete or
 absent. Leftover temporaries (``.tmp-*``) are ignored when reading and removed by
-:meth:`CellStore.clean_temporaries`.
+:meth:`CellStore.clean_temporaries` when their writer is gone (a temporary names its
+writer's process and host, so the cleaner of one study never deletes the temporary of
+another study running at the same time).
 
-One study should write to a given directory at a time.
+Two studies may share a directory: each cell file is replaced atomically, so at worst the
+same cell is computed twice.
 """
 from __future__ import annotations
 
@@ -21,11 +24,11 @@ import hashlib
 import json
 import os
 import warnings
-from typing import Any, Iterator, Mapping, Optional
+from typing import Any, Iterator, Mapping, Optional, Tuple
 
 # The writers live in moreauctl._io (one atomic writer for the package); their names are
 # re-exported here and by moreauctl.studies, where earlier versions defined them.
-from .._io import TMP_PREFIX, atomic_path, write_json_atomic, write_text_atomic
+from .._io import atomic_path, clean_temporaries, write_json_atomic, write_text_atomic
 
 __all__ = ["CELL_FORMAT", "cell_key", "write_json_atomic", "write_text_atomic", "atomic_path",
            "CellStore"]
@@ -76,23 +79,29 @@ class CellStore:
     def path(self, key: str) -> str:
         return os.path.join(self.cells_dir, key + ".json")
 
-    def load(self, key: str) -> Optional[dict]:
-        """The stored record of ``key``, or None if absent (or unreadable: then it is
-        recomputed, with a warning)."""
+    def read(self, key: str) -> Tuple[Optional[dict], Optional[str]]:
+        """``(record, None)`` for a stored cell, ``(None, None)`` when absent, and
+        ``(None, why)`` when the file cannot be used (unreadable, not JSON, or holding another
+        cell). Never raises for a damaged file: the caller recomputes the cell."""
         p = self.path(key)
         try:
             with open(p, encoding="utf-8") as f:
                 rec = json.load(f)
         except FileNotFoundError:
-            return None
+            return None, None
         except (OSError, ValueError) as e:
-            warnings.warn(f"ignoring unreadable cell file {p} ({e}); it will be recomputed",
-                          RuntimeWarning, stacklevel=2)
-            return None
+            return None, f"unreadable ({e})"
         if not isinstance(rec, dict) or rec.get("key") != key:
-            warnings.warn(f"ignoring cell file {p}: it does not hold cell {key}", RuntimeWarning,
-                          stacklevel=2)
-            return None
+            return None, f"it does not hold cell {key}"
+        return rec, None
+
+    def load(self, key: str) -> Optional[dict]:
+        """The stored record of ``key``, or None if absent (or unusable: then it is
+        recomputed, with a warning naming the file)."""
+        rec, why = self.read(key)
+        if why is not None:
+            warnings.warn(f"ignoring cell file {self.path(key)}: {why}; it will be recomputed",
+                          RuntimeWarning, stacklevel=2)
         return rec
 
     def save(self, key: str, record: Mapping[str, Any]) -> str:
@@ -104,13 +113,7 @@ class CellStore:
                 yield name[:-len(".json")]
 
     def clean_temporaries(self) -> int:
-        """Remove temporaries left by a writer that was killed mid-write; returns how many."""
-        n = 0
-        for name in os.listdir(self.cells_dir):
-            if name.startswith(TMP_PREFIX):
-                try:
-                    os.remove(os.path.join(self.cells_dir, name))
-                    n += 1
-                except OSError:
-                    pass
-        return n
+        """Remove temporaries left by writers that were killed mid-write (never those of a
+        study writing here at the same time: see
+        :func:`moreauctl._io.is_orphan_temporary`); returns how many."""
+        return clean_temporaries(self.cells_dir)

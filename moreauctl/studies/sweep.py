@@ -35,6 +35,14 @@ Results survive interruptions: with ``out=DIR`` each finished cell is written at
 re-run loads finished cells instead of recomputing them (``force=True`` recomputes them all).
 A study killed at any point and restarted loses nothing that had finished.
 
+Stored results are never stale: each cell records the fingerprint of the problem it solved
+(CasADi's serialization of the stage and objective, ``x0``, ``dt``, scheme, horizon) and of
+the code (moreauctl's sources, casadi/numba/numpy versions), see :mod:`.fingerprint`. A cell
+whose fingerprint differs from the problem and code of the current run is recomputed, and so
+is a cell file that is readable but wrong (a field missing, empty or not numeric:
+:func:`check_record`, named in a warning); :attr:`SweepResult.stale` and
+:attr:`SweepResult.invalid` count them.
+
 Steps are chosen per grid as in :mod:`.grid`; tables and figures come from :mod:`.report`,
 which this module calls (the report never imports the sweep: it reads a
 :class:`SweepResult` through its attributes).
@@ -48,6 +56,7 @@ import json
 import math
 import os
 import time
+import warnings
 from concurrent.futures import Executor, as_completed
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
@@ -55,17 +64,20 @@ from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Unio
 import numpy as np
 
 from .. import __version__, models
-from .._io import write_json_atomic
+from .._io import check_output_dir, write_json_atomic
 from .._validate import choice, nonnegative_int, positive_int, positive_number
+from ..ipopt import IPOPT_FAILED
+from ..ipopt import check_options as check_ipopt_options
 from ..solve import solve
-from .executors import make_executor
+from .executors import make_executor, stop_workers, terminate_on_signal
+from .fingerprint import fingerprint
 from .grid import GridResult, StepRecord, choose, powers_of_two
 from .metrics import check_criterion, normalized_gap
 from .report import markdown_table, sweep_rows, write_report
 from .store import CellStore, cell_key
 
 __all__ = ["horizon_sweep", "SweepResult", "METHOD_PRESETS", "DEFAULT_METHODS", "SCALINGS",
-           "run_cell", "DEFAULT_STEPS"]
+           "run_cell", "DEFAULT_STEPS", "check_record"]
 
 SCALINGS = ("fixed-dt", "fixed-time")
 
@@ -94,8 +106,9 @@ _FORBIDDEN_SETTINGS = {"step": "give a grid as 'steps'", "iters": "set iters for
 # worker side
 # ---------------------------------------------------------------------------------------
 
-#: per-worker cache: (problem id, T, dt, problem_kwargs) -> ControlProblem (chain compiled once)
-_PROBLEMS: Dict[tuple, Any] = {}
+#: per-process cache: (problem id, T, dt, problem_kwargs) -> (ControlProblem, fingerprint);
+#: the chain of a problem is compiled once per worker, its fingerprint computed once
+_PROBLEMS: Dict[tuple, Tuple[Any, Dict[str, str]]] = {}
 
 
 def _problem_id(make_problem) -> str:
@@ -116,17 +129,26 @@ def _resolve_factory(make_problem) -> Callable:
                     f"{type(make_problem).__name__}")
 
 
-def _get_problem(make_problem, T: int, dt: Optional[float], problem_kwargs: Mapping[str, Any]):
+def _get_problem(make_problem, T: int, dt: Optional[float], problem_kwargs: Mapping[str, Any],
+                 expected: Optional[Mapping[str, str]] = None, fresh: bool = False):
+    """``(problem, fingerprint)`` of one horizon, built once per process; built again with
+    ``fresh`` (a sweep starting in this process), or when ``expected`` is given and the
+    cached problem's fingerprint differs (a factory edited in a long-lived process, a
+    notebook or a Dask worker, since it was cached)."""
     key = (_problem_id(make_problem), int(T), dt, json.dumps(problem_kwargs, sort_keys=True))
-    prob = _PROBLEMS.get(key)
-    if prob is None:
+    got = _PROBLEMS.get(key)
+    if fresh or got is None or (expected is not None and got[1] != expected):
         factory = _resolve_factory(make_problem)
         kw = dict(problem_kwargs)
         if dt is not None:
             kw["dt"] = dt
         prob = factory(horizon=int(T), **kw)
-        _PROBLEMS[key] = prob
-    return prob
+        for attr in ("stage", "objective", "x0_chain", "horizon", "dt"):
+            if not hasattr(prob, attr):
+                raise TypeError(f"make_problem(horizon={T}, ...) must return a ControlProblem; "
+                                f"got {type(prob).__name__} (without .{attr})")
+        got = _PROBLEMS[key] = (prob, fingerprint(prob))
+    return got
 
 
 def _jsonable_costs(costs) -> list:
@@ -140,7 +162,8 @@ def _costs_from_json(vals) -> np.ndarray:
     return np.array([float(v) for v in vals], dtype=float)
 
 
-def run_cell(spec: Mapping[str, Any], make_problem: Union[str, Callable]) -> dict:
+def run_cell(spec: Mapping[str, Any], make_problem: Union[str, Callable],
+             fingerprint: Optional[Mapping[str, str]] = None) -> dict:
     """Compute one cell (in a worker) and return its record (a JSON-ready dict).
 
     Parameters
@@ -151,13 +174,20 @@ def run_cell(spec: Mapping[str, Any], make_problem: Union[str, Callable]) -> dic
         ``cell_key(spec)``.
     make_problem : str or callable
         Plant name or problem factory.
+    fingerprint : mapping, optional
+        The fingerprint the caller expects (:func:`~moreauctl.studies.fingerprint.fingerprint`
+        of its own problem): a problem cached in this process with another one is rebuilt.
+        The record holds the fingerprint of the problem actually solved.
     """
     T, dt = int(spec["horizon"]), spec["dt"]
-    prob = _get_problem(make_problem, T, dt, spec.get("problem_kwargs") or {})
+    prob, fp = _get_problem(make_problem, T, dt, spec.get("problem_kwargs") or {}, fingerprint)
     if spec["kind"] == "reference":
         t0 = time.perf_counter()
-        res = solve(prob, method="ipopt", ipopt_options=dict(spec.get("ipopt_options") or {}),
-                    verbose=False)
+        try:
+            res = solve(prob, method="ipopt",
+                        ipopt_options=dict(spec.get("ipopt_options") or {}), verbose=False)
+        except Exception as e:  # noqa: BLE001 (a failed reference is a result of the sweep)
+            return _failed_reference(spec, prob, fp, e, time.perf_counter() - t0)
         extra = {"fun": res.fun if math.isfinite(res.fun) else "nan",
                  "return_status": res.settings.get("return_status"),
                  "tol": res.settings.get("tol")}
@@ -172,11 +202,74 @@ def run_cell(spec: Mapping[str, Any], make_problem: Union[str, Callable]) -> dic
     delay = os.environ.get("MOREAUCTL_STUDY_CELL_DELAY")
     if delay:
         time.sleep(float(delay))
-    return {"key": cell_key(spec), "spec": dict(spec), "costs": _jsonable_costs(res.costs),
-            "success": bool(res.success), "status": int(res.status), "message": str(res.message),
-            "nit": int(res.nit), "seconds": float(seconds), "dt": float(prob.dt),
-            "scheme": str(prob.scheme), "pid": os.getpid(), "finished_at": time.time(),
-            "moreauctl_version": __version__, **extra}
+    return _record(spec, prob, fp, res.costs, bool(res.success), int(res.status),
+                   str(res.message), int(res.nit), seconds, **extra)
+
+
+def _record(spec, prob, fp, costs, success, status, message, nit, seconds, **extra) -> dict:
+    return {"key": cell_key(spec), "spec": dict(spec), "costs": _jsonable_costs(costs),
+            "success": success, "status": status, "message": message, "nit": nit,
+            "seconds": float(seconds), "dt": float(prob.dt), "scheme": str(prob.scheme),
+            "pid": os.getpid(), "finished_at": time.time(), "moreauctl_version": __version__,
+            "fingerprint": dict(fp), **extra}
+
+
+def _failed_reference(spec, prob, fp, error: Exception, seconds: float) -> dict:
+    """The record of a reference cell whose IPOPT run raised: a failed cell (no ``c*``
+    for that horizon), so the rest of the sweep goes on."""
+    first = (str(error).strip().splitlines() or [""])[-1]
+    return _record(spec, prob, fp, [math.nan, math.nan], False, IPOPT_FAILED,
+                   f"IPOPT failed: {type(error).__name__}: {first}", 0, seconds,
+                   fun="nan", return_status=None, tol=None)
+
+
+#: required fields of a cell record and their types (checked before a stored cell is used)
+_RECORD_FIELDS = {"key": str, "spec": dict, "costs": list, "success": bool, "status": int,
+                  "message": str, "nit": int, "seconds": (int, float), "dt": (int, float),
+                  "fingerprint": dict}
+
+
+def _cost_entry_ok(c) -> bool:
+    if isinstance(c, bool):
+        return False
+    if isinstance(c, (int, float)):
+        return math.isfinite(c)
+    return c in ("nan", "inf", "-inf")
+
+
+def check_record(rec: Mapping[str, Any], spec: Mapping[str, Any]) -> Optional[str]:
+    """Why a stored record cannot be the result of the cell ``spec`` (None when it can).
+
+    Checks every field a sweep reads: types, the settings it was computed for, a non-empty
+    cost curve of numbers (JSON spells non-finite costs ``"nan"``, ``"inf"``, ``"-inf"``)
+    as long as the iterations allow, ``nit`` within the iterations, a finite ``dt > 0``.
+    """
+    for name, typ in _RECORD_FIELDS.items():
+        if name not in rec:
+            return f"it has no {name!r}"
+        v = rec[name]
+        if not isinstance(v, typ) or (typ is not bool and isinstance(v, bool)):
+            return f"its {name!r} is {type(v).__name__}, expected {_type_names(typ)}"
+    if cell_key(rec["spec"]) != cell_key(spec):
+        return "its settings are not those of this cell"
+    costs = rec["costs"]
+    if not costs:
+        return "its cost curve 'costs' is empty"
+    bad = [c for c in costs if not _cost_entry_ok(c)]
+    if bad:
+        return f"its cost curve holds non-numbers (e.g. {bad[0]!r})"
+    longest = 2 if spec["kind"] == "reference" else int(spec["iters"]) + 2
+    if len(costs) > longest:
+        return f"its cost curve has {len(costs)} entries; at most {longest} expected"
+    if rec["nit"] < 0 or (spec["kind"] == "run" and rec["nit"] > int(spec["iters"])):
+        return f"its nit {rec['nit']} is out of range"
+    if not (math.isfinite(rec["dt"]) and rec["dt"] > 0 and math.isfinite(rec["seconds"])):
+        return "its dt or seconds is not a finite number"
+    return None
+
+
+def _type_names(typ) -> str:
+    return " or ".join(t.__name__ for t in typ) if isinstance(typ, tuple) else typ.__name__
 
 
 def _record_to_step(rec: Mapping[str, Any]) -> StepRecord:
@@ -213,6 +306,10 @@ class SweepResult:
         ``methods`` (label -> settings incl. ``steps``), ``problem_kwargs``.
     computed, loaded : int
         Cells computed by this call, and cells found finished on disk.
+    stale, invalid : int
+        Among the computed cells, those found on disk but recomputed: computed for another
+        problem content or code version (see :mod:`.fingerprint`), or a cell file that could
+        not be used (unreadable, or a field missing or wrong; named in a warning).
     seconds : float
         Wall time of the call.
     out : str or None
@@ -226,6 +323,8 @@ class SweepResult:
     settings: Mapping[str, Any]
     computed: int = 0
     loaded: int = 0
+    stale: int = 0
+    invalid: int = 0
     seconds: float = 0.0
     out: Optional[str] = None
 
@@ -319,10 +418,112 @@ def _check_horizons(horizons) -> Tuple[int, ...]:
     return tuple(hs)
 
 
+def _load_cells(store: CellStore, specs: Mapping[str, dict],
+                expected: Mapping[int, Mapping[str, str]]) -> Tuple[Dict[str, dict], int, int]:
+    """The stored cells that can be reused: ``(records, n_stale, n_invalid)``.
+
+    A cell file that cannot be used (unreadable, not a record of its cell, a field missing or
+    of the wrong type: see :func:`check_record`) is named in a warning and recomputed
+    (``n_invalid``). A valid record computed for another problem content or code version
+    (its fingerprint differs from ``expected[T]``) is stale: recomputed too (``n_stale``),
+    with one warning for all of them.
+    """
+    records: Dict[str, dict] = {}
+    n_invalid, stale = 0, []
+    for k, spec in specs.items():
+        rec, why = store.read(k)
+        if rec is not None:
+            why = check_record(rec, spec)
+        if why is not None:
+            n_invalid += 1
+            warnings.warn(f"ignoring cell file {store.path(k)}: {why}; it will be recomputed",
+                          RuntimeWarning, stacklevel=3)
+        elif rec is not None:
+            if rec["fingerprint"] == expected[spec["horizon"]]:
+                records[k] = rec
+            else:
+                stale.append((k, rec["fingerprint"], expected[spec["horizon"]]))
+    if stale:
+        k, got, want = stale[0]
+        what = [name for name in ("problem", "code") if got.get(name) != want.get(name)]
+        warnings.warn(
+            f"{len(stale)} stored cells under {store.cells_dir} were computed for another "
+            f"{' and '.join(what) or 'fingerprint'} (e.g. {k}.json: {_fp_diff(got, want)}); "
+            "they are recomputed", RuntimeWarning, stacklevel=3)
+    return records, len(stale), n_invalid
+
+
+def _fp_diff(got: Mapping[str, str], want: Mapping[str, str]) -> str:
+    return "; ".join(f"{name} {str(got.get(name))[:40]!r} != now {str(want.get(name))[:40]!r}"
+                     for name in ("problem", "code") if got.get(name) != want.get(name))
+
+
+def _check_computed(rec: Mapping[str, Any], spec: Mapping[str, Any],
+                    want: Mapping[str, str]) -> None:
+    """A worker must have computed what this process asked for: the same problem content
+    and code version (a worker with other code, or a factory that does not return the same
+    problem on every call, would otherwise store numbers of another problem)."""
+    if rec.get("fingerprint") != want:
+        raise RuntimeError(
+            f"cell T={spec['horizon']} method={spec['method']} step={spec.get('step')} was "
+            f"computed for another problem or code version than this process's "
+            f"({_fp_diff(rec.get('fingerprint') or {}, want)}): workers must run the same "
+            "moreauctl, and make_problem must build the same problem on every call")
+
+
 def _dt_for(T, scaling, dt, total_time):
     if scaling == "fixed-dt":
         return None if dt is None else float(dt)
     return float(total_time) / T
+
+
+def _run_cells(pending, specs, expected, make_problem, executor, workers, store, records,
+               progress, n_loaded) -> None:
+    """Compute the ``pending`` cells on the executor, storing each as it finishes (into
+    ``records`` and the store). On any exception, Ctrl-C or SIGTERM included, a pool this
+    function created is stopped at once (its workers terminated); finished cells stay."""
+    own = executor is None or isinstance(executor, str)
+    ex = make_executor(executor or "process", min(workers or os.cpu_count() or 1, len(pending))) \
+        if own else executor
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(specs), initial=n_loaded, desc="cells", unit="cell",
+                   dynamic_ncols=True)
+    futures = {}
+    try:
+        for k in pending:
+            futures[ex.submit(run_cell, specs[k], make_problem,
+                              expected[specs[k]["horizon"]])] = k
+        for fut in as_completed(futures):
+            k = futures[fut]
+            try:
+                rec = fut.result()
+            except Exception as e:
+                sp = specs[k]
+                raise RuntimeError(f"cell T={sp['horizon']} method={sp['method']} "
+                                   f"step={sp.get('step')} failed: {e}") from e
+            _check_computed(rec, specs[k], expected[specs[k]["horizon"]])
+            records[k] = rec
+            if store is not None:
+                store.save(k, rec)
+            if bar is not None:
+                sp = specs[k]
+                step = "" if sp.get("step") is None else f" step {sp['step']:g}"
+                bar.set_postfix_str(f"T={sp['horizon']} {sp['method']}{step}", refresh=False)
+                bar.update(1)
+    except BaseException:
+        for f in futures:
+            f.cancel()
+        if own:
+            stop_workers(ex)  # Ctrl-C or SIGTERM: no worker finishes its cell for nobody
+            own = False
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+        if own:
+            ex.shutdown(wait=True)
 
 
 def horizon_sweep(make_problem: Union[str, Callable], horizons: Sequence[int],
@@ -342,7 +543,10 @@ def horizon_sweep(make_problem: Union[str, Callable], horizons: Sequence[int],
     make_problem : str or callable
         A plant name of :data:`moreauctl.models.MODELS` (``"pendulum"``, ``"cartpole"``), or
         a picklable top-level function ``make_problem(horizon=T, dt=dt, **problem_kwargs)
-        -> ControlProblem``. Cell keys identify it by ``module:qualname``.
+        -> ControlProblem``. Cell keys name it by ``module:qualname``; each stored cell
+        also records the problem's content and the code version
+        (:mod:`~moreauctl.studies.fingerprint`), so editing the factory or the code
+        recomputes the cells (counted in :attr:`SweepResult.stale`).
     horizons : sequence of int
     methods : sequence of preset names, or mapping ``label -> settings``
         Presets are :data:`METHOD_PRESETS`; the default is :data:`DEFAULT_METHODS` (GD, GD
@@ -408,7 +612,11 @@ def horizon_sweep(make_problem: Union[str, Callable], horizons: Sequence[int],
     check_criterion(criterion)
     if reference not in ("ipopt", None):
         raise ValueError(f"unknown reference {reference!r}; choose 'ipopt' or None")
+    if reference == "ipopt":
+        check_ipopt_options(ipopt_options)  # IPOPT's own message, before any cell runs
     _resolve_factory(make_problem)  # fail fast on an unknown plant name
+    if out is not None:
+        check_output_dir(out, "out")  # a file, or not writable: say so before any compute
     pkw = dict(problem_kwargs or {})
     pid = _problem_id(make_problem)
 
@@ -416,8 +624,12 @@ def horizon_sweep(make_problem: Union[str, Callable], horizons: Sequence[int],
     specs: Dict[str, dict] = {}
     run_keys: Dict[Tuple[int, str], list] = {}
     ref_keys: Dict[int, str] = {}
+    expected: Dict[int, Dict[str, str]] = {}  # T -> fingerprint of the problem and code
     for T in hs:
         dt_T = _dt_for(T, scaling, dt, total_time)
+        # built here too (symbolic, cheap; workers build their own): a factory that fails
+        # fails before any compute, and stored cells are checked against its content
+        expected[T] = _get_problem(make_problem, T, dt_T, pkw, fresh=True)[1]
         base = {"problem": pid, "problem_kwargs": pkw, "horizon": T, "dt": dt_T}
         if reference == "ipopt":
             spec = dict(base, kind="reference", method="ipopt",
@@ -443,13 +655,11 @@ def horizon_sweep(make_problem: Union[str, Callable], horizons: Sequence[int],
 
     store = CellStore(out) if out is not None else None
     records: Dict[str, dict] = {}
+    n_stale = n_invalid = 0
     if store is not None:
         store.clean_temporaries()
         if not force:
-            for k in specs:
-                rec = store.load(k)
-                if rec is not None:
-                    records[k] = rec
+            records, n_stale, n_invalid = _load_cells(store, specs, expected)
     n_loaded = len(records)
     pending = [k for k in specs if k not in records]
     # Alternate horizons in submission order: when each T has its own stage (fixed-time
@@ -465,46 +675,9 @@ def horizon_sweep(make_problem: Union[str, Callable], horizons: Sequence[int],
 
     # -- run what is missing --------------------------------------------------------
     if pending:
-        own = executor is None or isinstance(executor, str)
-        ex = make_executor(executor or "process", min(workers or os.cpu_count() or 1, len(pending))) \
-            if own else executor
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-            bar = tqdm(total=len(specs), initial=n_loaded, desc="cells", unit="cell",
-                       dynamic_ncols=True)
-        futures = {}
-        try:
-            for k in pending:
-                futures[ex.submit(run_cell, specs[k], make_problem)] = k
-            for fut in as_completed(futures):
-                k = futures[fut]
-                try:
-                    rec = fut.result()
-                except Exception as e:
-                    sp = specs[k]
-                    raise RuntimeError(f"cell T={sp['horizon']} method={sp['method']} "
-                                       f"step={sp.get('step')} failed: {e}") from e
-                records[k] = rec
-                if store is not None:
-                    store.save(k, rec)
-                if bar is not None:
-                    sp = specs[k]
-                    step = "" if sp.get("step") is None else f" step {sp['step']:g}"
-                    bar.set_postfix_str(f"T={sp['horizon']} {sp['method']}{step}", refresh=False)
-                    bar.update(1)
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            if own:
-                ex.shutdown(wait=False, cancel_futures=True)
-                own = False
-            raise
-        finally:
-            if bar is not None:
-                bar.close()
-            if own:
-                ex.shutdown(wait=True)
+        with terminate_on_signal():  # SIGTERM stops the study the way Ctrl-C does
+            _run_cells(pending, specs, expected, make_problem, executor, workers, store,
+                       records, progress, n_loaded)
 
     # -- assemble -------------------------------------------------------------------
     grids = {}
@@ -526,11 +699,14 @@ def horizon_sweep(make_problem: Union[str, Callable], horizons: Sequence[int],
                 "methods": {lab: {**st, "steps": list(st["steps"])} for lab, st in meths.items()}}
     res = SweepResult(horizons=hs, labels=tuple(meths), grids=grids, references=refs, dts=dts,
                       settings=settings, computed=len(pending), loaded=n_loaded,
+                      stale=n_stale, invalid=n_invalid,
                       seconds=time.perf_counter() - t_start, out=out)
     if out is not None:
         write_json_atomic(os.path.join(out, "sweep.json"),
                           {"settings": settings, "horizons": list(hs), "labels": list(meths),
-                           "cells": sorted(specs)})
+                           "cells": sorted(specs), "fingerprints": {str(T): expected[T] for T in hs},
+                           "counts": {"computed": len(pending), "loaded": n_loaded,
+                                      "stale": n_stale, "invalid": n_invalid}})
         if report:
             res.write_report(out)
     return res
