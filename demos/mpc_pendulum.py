@@ -34,8 +34,10 @@ def main(argv=None) -> int:
     ap.add_argument("--iters", type=nonnegative_int, default=50, help="iterations per solve")
     add_quiet(ap)
     args = ap.parse_args(argv)
+    # dt a run-time input of the kernels: any --dt reuses the compiled module
     prob = models.pendulum_swingup_running(horizon=args.horizon, dt=args.dt,
-                                           control_bounds=([-args.umax], [args.umax]))
+                                           control_bounds=([-args.umax], [args.umax]),
+                                           runtime_params=True)
     res = mc.mpc(prob, args.steps, method=args.method, iters=args.iters, keep_plans=True,
                  verbose=not args.quiet)
     os.makedirs(args.out, exist_ok=True)

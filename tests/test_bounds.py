@@ -24,11 +24,11 @@ LO, HI = -1.5, 1.5
 def running_cost_problem(T=40, bounds=([LO], [HI]), scheme="rk4"):
     """The pendulum swing-up of issue 12 over 5 s: terminal (theta-pi)^2 + 0.1 omega^2 and a
     running cost 1e-2 u^2; bounds |u| <= 1.5 bind on this problem (unbounded |u| peaks near
-    4 at T=40)."""
+    4 at T=40). dt is a run-time input (one compilation for every T of these tests)."""
     return mc.ControlProblem(models.pendulum(), horizon=T, dt=5.0 / T, x0=[0.0, 0.0],
                              terminal_cost=lambda x: (x[0] - ca.pi) ** 2 + 0.1 * x[1] ** 2,
                              stage_cost=lambda x, u: 1e-2 * u[0] ** 2, scheme=scheme,
-                             control_bounds=bounds)
+                             control_bounds=bounds, runtime_params=True)
 
 
 @pytest.fixture(scope="module")

@@ -110,10 +110,11 @@ def test_lq_with_bounds_matches_a_bounded_qp_solve():
 # ---- the running-cost swing-up against IPOPT ----------------------------------------------
 
 def swingup(T, bounds=None):
+    # dt a run-time input: every T of these tests shares one compiled module
     return mc.ControlProblem(models.pendulum(), horizon=T, dt=5.0 / T, x0=[0.0, 0.0],
                              terminal_cost=lambda x: (x[0] - ca.pi) ** 2 + 0.1 * x[1] ** 2,
                              stage_cost=lambda x, u: 1e-2 * u[0] ** 2, scheme="rk4",
-                             control_bounds=bounds)
+                             control_bounds=bounds, runtime_params=True)
 
 
 @pytest.fixture(scope="module")

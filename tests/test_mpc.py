@@ -54,7 +54,8 @@ def test_lq_closed_loop_matches_the_kkt_law():
 
 
 def test_pendulum_swings_up_and_warm_starts_pay():
-    prob = models.pendulum_swingup_running(horizon=30, dt=0.1, control_bounds=([-3.0], [3.0]))
+    prob = models.pendulum_swingup_running(horizon=30, dt=0.1, control_bounds=([-3.0], [3.0]),
+                                           runtime_params=True)
     warm = mc.mpc(prob, 50, method="ddp", keep_plans=True, verbose=False)
     assert warm.success, warm.message
     assert abs(warm.states[-1, 0] - np.pi) < 1e-2 and abs(warm.states[-1, 1]) < 5e-2
@@ -67,7 +68,7 @@ def test_pendulum_swings_up_and_warm_starts_pay():
 
 
 def test_simulate_is_the_plant():
-    prob = models.pendulum_swingup_running(horizon=10, dt=0.1)
+    prob = models.pendulum_swingup_running(horizon=10, dt=0.1, runtime_params=True)
     seen = []
 
     def plant(x, u):  # the model's step plus a constant push on omega
@@ -80,7 +81,7 @@ def test_simulate_is_the_plant():
 
 
 def test_bad_input():
-    prob = models.pendulum_swingup_running(horizon=20, dt=0.1)
+    prob = models.pendulum_swingup_running(horizon=20, dt=0.1, runtime_params=True)
     with pytest.raises(ValueError, match=r"MPC horizon \(problem.horizon = 20 stages\) is longer "
                                          r"than the simulation \(steps = 10\)"):
         mc.mpc(prob, 10, verbose=False)
