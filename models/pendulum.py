@@ -27,19 +27,22 @@ def pendulum(m: float = 1.0, l: float = 1.0, mu: float = 0.01, g: float = 9.81) 
 
 
 def pendulum_swingup(horizon: int = 100, dt: float = 0.1, scheme: str = "euler",
-                     rho: float = 0.1, substeps: int = 1, **plant_params) -> mc.ControlProblem:
+                     rho: float = 0.1, substeps: int = 1, runtime_params: bool = False,
+                     **plant_params) -> mc.ControlProblem:
     """The paper's swing-up: ``x0 = (0, 0)``, ``h(x) = (theta - pi)^2 + rho omega^2``.
 
     Defaults (``dt = 0.1``, ``rho = 0.1``, explicit Euler, T = 50 or 100 in the paper) are
     those of Appendix E.1.1. With ``scheme="euler"`` the stage is exactly E.1.1's update
     ``theta_t = theta_{t-1} + dt omega_{t-1}``,
     ``omega_t = omega_{t-1} + dt (-(g/l) sin theta_{t-1} - mu/(m l^2) omega_{t-1} + w_t/(m l^2))``.
-    At ``w = 0`` the pendulum stays at rest, so the cost is ``pi^2``.
+    At ``w = 0`` the pendulum stays at rest, so the cost is ``pi^2``. ``runtime_params``:
+    see :class:`moreauctl.ControlProblem` (``dt`` and the parameters as run-time inputs of
+    the kernels, for sweeps over ``dt``).
     """
     plant = pendulum(**plant_params)
     return mc.ControlProblem(plant, horizon=horizon, dt=dt, x0=[0.0, 0.0],
                           terminal_cost=lambda x: (x[0] - ca.pi) ** 2 + rho * x[1] ** 2,
-                          scheme=scheme, substeps=substeps,
+                          scheme=scheme, substeps=substeps, runtime_params=runtime_params,
                           name=f"pendulum-T{horizon}")
 
 

@@ -72,3 +72,12 @@ def test_too_many_arguments_for_run_time_parameters():
     ok = mc.ControlProblem(plant, horizon=5, dt=0.1, x0=np.zeros(14), terminal_cost=lambda x: x[0],
                            stage_cost=lambda x, u: u[0] ** 2)       # compiled-in values
     assert ok.chain.params.size == 0
+
+
+def test_a_fixed_total_time_sweep_compiles_once():
+    # the study front end passes problem_kwargs to the model factories
+    from moreauctl.studies import horizon_sweep  # noqa: F401  (the documented route)
+    made = [models.cartpole_swingup(horizon=T, dt=2.0 / T, runtime_params=True)
+            for T in (20, 40, 80)]
+    assert made[0].chain.kernels is made[1].chain.kernels is made[2].chain.kernels
+    assert [p.chain.params[0] for p in made] == [0.1, 0.05, 0.025]
