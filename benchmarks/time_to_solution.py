@@ -305,7 +305,8 @@ def main(argv=None) -> int:
                               file=sys.stderr)
                         continue
                     if proc is not None:
-                        write_json_atomic(path, json.loads(proc.stdout.strip().splitlines()[-1]))
+                        write_json_atomic(path, json.loads(proc.stdout.strip().splitlines()[-1]),
+                                          indent=None, separators=(",", ":"))
                         print(f"{plant} T={T:.0e} {m}: {time.perf_counter() - t0:.1f} s",
                               file=sys.stderr, flush=True)
                 with open(path) as f:
