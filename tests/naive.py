@@ -264,3 +264,60 @@ def moreau_line_errors(chain, w, data, out, gam_h, gam, alp, reg_scale=None):
         v = bfgs_argmin(F, G, wt.size)
         errs.append(("weights", t, relative_error(chain.layout.segment(g, t), -v)))
     return errs
+
+
+def box_qp(H, g, lo, hi):
+    """argmin g^T d + d^T H d / 2 over lo <= d <= hi (H positive definite) by scipy's exact
+    bounded-variable least squares: with H = L L^T the objective is |L^T d + L^{-1} g|^2 / 2
+    up to a constant."""
+    from scipy.optimize import lsq_linear
+    L = np.linalg.cholesky(H)
+    r = lsq_linear(L.T, -np.linalg.solve(L, g), bounds=(lo, hi), method="bvls", tol=1e-15)
+    return r.x
+
+
+def ilqr_backward(problem, w, X, mask, reg, lo=None, hi=None):
+    """The Riccati pass of iLQR/DDP (moreauctl.codegen.ilqr) in plain numpy: derivatives by
+    CasADi's own jacobian/hessian of the stage, box QPs by scipy (box_qp). Returns K (T, nw,
+    nx), k (T, nw), (dV1, dV2)."""
+    nx, nw, T = problem.nx, problem.nw, problem.horizon
+    w_, x_, mu_ = ca.SX.sym("w", nw), ca.SX.sym("x", nx), ca.SX.sym("mu", nx)
+    f = problem.stage(w_, x_)
+    lag = ca.dot(mu_, f)
+    D = ca.Function("D", [w_, x_, mu_], [ca.jacobian(f, x_), ca.jacobian(f, w_),
+                                         ca.hessian(lag, x_)[0], ca.jacobian(ca.gradient(lag, w_), x_),
+                                         ca.hessian(lag, w_)[0]])
+    hx = problem.objective(x_)
+    Hq = ca.Function("Hq", [x_], [ca.gradient(hx, x_), ca.hessian(hx, x_)[0]])
+    Vx, Vxx = (np.array(a, dtype=float) for a in Hq(X[T]))
+    Vx = Vx.ravel()
+    K, k = np.zeros((T, nw, nx)), np.zeros((T, nw))
+    dV1 = dV2 = 0.0
+    for t in range(T - 1, -1, -1):
+        A, B, Hxx, Hux, Huu = (np.array(a, dtype=float) for a in D(w[t], X[t], mask * Vx))
+        Qx, Qu = A.T @ Vx, B.T @ Vx
+        Qxx = A.T @ Vxx @ A + Hxx
+        Qux = B.T @ Vxx @ A + Hux
+        Quu = B.T @ Vxx @ B + Huu
+        Quu = 0.5 * (Quu + Quu.T)
+        QuuF = Quu + reg * max(np.max(np.abs(np.diag(Quu))), 1e-300) * np.eye(nw)
+        if lo is None:
+            kt = -np.linalg.solve(QuuF, Qu)
+            Kt = -np.linalg.solve(QuuF, Qux)
+        else:
+            kt = box_qp(QuuF, Qu, lo - w[t], hi - w[t])
+            grad = Qu + QuuF @ kt
+            free = ~(((kt == lo - w[t]) & (grad > 0)) | ((kt == hi - w[t]) & (grad < 0)))
+            # bvls lands on the bound up to rounding: snap as the kernel's projection does
+            free &= ~((np.abs(kt - (lo - w[t])) < 1e-12) & (grad > 0))
+            free &= ~((np.abs(kt - (hi - w[t])) < 1e-12) & (grad < 0))
+            Kt = np.zeros((nw, nx))
+            if free.any():
+                Kt[free] = -np.linalg.solve(QuuF[np.ix_(free, free)], Qux[free])
+        Vx = Qx + Kt.T @ Quu @ kt + Kt.T @ Qu + Qux.T @ kt
+        Vxx = Qxx + Kt.T @ Quu @ Kt + Kt.T @ Qux + Qux.T @ Kt
+        Vxx = 0.5 * (Vxx + Vxx.T)
+        dV1 += kt @ Qu
+        dV2 += 0.5 * kt @ Quu @ kt
+        K[t], k[t] = Kt, kt
+    return K, k, (dV1, dV2)

@@ -22,6 +22,11 @@ Generated names (all ``@_jit``; ``w`` is ``(T, NW)``, ``X`` is ``(T+1, NX)``):
 ``diagnostics, G, lam0, resid) -> bad``                        algorithm chosen at run time
 =============================================================  ============================
 
+Every kernel also takes ``P`` (NP,) LAST (not shown above): the stage's run-time parameters
+(``dt`` and the plant's, :attr:`moreauctl.ControlProblem.stage_p`; empty when the values
+are compiled in). It loads them into scalars ``pp_0, pp_1, ...`` before its loop and passes
+them to every scalar stage primitive, whose last ``NP`` arguments they are.
+
 ``bad`` is the first stage (0-based row) whose output is not finite, ``T`` for the
 objective's line, or -1. The plain-numpy twins of these passes are the methods of
 :class:`moreauctl.chain.Chain` run on the chain's :class:`~moreauctl.codegen.CasadiStage`
@@ -36,6 +41,12 @@ __all__ = ["fused_source", "SCALAR_PRIMITIVES"]
 #: Scalar-form primitives the fused kernels call (built in :mod:`.stages`).
 SCALAR_PRIMITIVES = ("_phi_s", "_phi_jac_s", "_vjp_s", "_vjp_jac_s", "_vjp_x_s", "_vjp_w_s",
                      "_phi_vjp_x_s", "_phi_vjp_w_s", "_h_s", "_h_grad_s")
+
+
+#: Placeholder argument for the stage's run-time parameters (dt, plant parameters) in the
+#: generated calls: :func:`fused_source` replaces it by the scalars ``pp_0, pp_1, ...``
+#: loaded from ``P`` at the top of every kernel (loop invariants), or by nothing.
+PP = ["__PP__"]
 
 
 def _names(prefix: str, n: int) -> List[str]:
@@ -68,10 +79,10 @@ def _forward(nx: int, nw: int, njv: int, store: bool, jac: bool) -> List[str]:
     out.append("for t in range(w.shape[0]):")
     if jac:
         j = _names("j", njv)
-        body = [f"{_lhs(x + j)} = _phi_jac_s({_args(_row('w', 't', nw), x)})"]
+        body = [f"{_lhs(x + j)} = _phi_jac_s({_args(_row('w', 't', nw), x, PP)})"]
         body += [f"JV[t, {i}] = {ji}" for i, ji in enumerate(j)]
     else:
-        body = [f"{_lhs(x)} = _phi_s({_args(_row('w', 't', nw), x)})"]
+        body = [f"{_lhs(x)} = _phi_s({_args(_row('w', 't', nw), x, PP)})"]
     if store:
         body += [f"X[t + 1, {i}] = {xi}" for i, xi in enumerate(x)]
     out += _indent(body, 1)
@@ -86,9 +97,9 @@ def _backward_gradient(nx: int, nw: int, njv: int, jac: bool) -> List[str]:
     out = ["T = G.shape[0]", f"{_lhs(lam)} = _h_grad_s({_args(_row('X', 'T', nx))})",
            "for t in range(T - 1, -1, -1):"]
     if jac:
-        call = f"_vjp_jac_s({_args(_row('w', 't', nw), _row('X', 't', nx), _row('JV', 't', njv), lam)})"
+        call = f"_vjp_jac_s({_args(_row('w', 't', nw), _row('X', 't', nx), _row('JV', 't', njv), lam, PP)})"
     else:
-        call = f"_vjp_s({_args(_row('w', 't', nw), _row('X', 't', nx), lam)})"
+        call = f"_vjp_s({_args(_row('w', 't', nw), _row('X', 't', nx), lam, PP)})"
     body = [f"{_lhs(g + lam)} = {call}"] + [f"G[t, {i}] = {gi}" for i, gi in enumerate(g)]
     out += _indent(body, 1)
     out += [f"lam0[{i}] = {li}" for i, li in enumerate(lam)]
@@ -128,9 +139,9 @@ def _paper_prox(kind: str, n: int, nx: int, c: str, F0: str, g0: List[str], base
         for yi, zi, bi, gi in zip(y, z, base, g0):
             L2 += [f"{yi} = {scale} {gi}", f"{zi} = {bi} + {yi}", f"sq += {yi} * {yi}"]
         if first:
-            L2 += [f"{_lhs(p + q)} = {both}({args_z}, {_args(lam)})"]
+            L2 += [f"{_lhs(p + q)} = {both}({args_z}, {_args(lam, PP)})"]
         else:
-            L2 += [f"{_lhs(p)} = {value}({args_z})"]
+            L2 += [f"{_lhs(p)} = {value}({args_z}, {_args(PP)})"]
         L2 += ["v = 0.0"] + [f"v += {li} * {pi}" for li, pi in zip(lam, p)]
         L2 += [f"Fs = {c} * v + 0.5 * sq"]
         return L2
@@ -174,7 +185,7 @@ def _paper_prox(kind: str, n: int, nx: int, c: str, F0: str, g0: List[str], base
     S += ["else:"]
     C = ["if s_ok != 1.0:"]
     C += _indent([f"{zi} = {bi} - s_ok * {gi}" for zi, bi, gi in zip(z, base, g0)]
-                 + [f"{_lhs(q)} = {grad}({args_z}, {_args(lam)})"], 1)
+                 + [f"{_lhs(q)} = {grad}({args_z}, {_args(lam, PP)})"], 1)
     C += bb_step("s_ok")
     S += _indent(C, 1)
     B += _indent(S, 1)
@@ -197,7 +208,7 @@ def _array_prox(kind: str, n: int, c: str, F0: str, g0: List[str], out: List[str
     """A subproblem solved by the array-form ``_prox`` (inner "gd"/"newton"; see
     :mod:`moreauctl.codegen.inner`) from the loop's scalars, copied into ``wv, xv, lv``."""
     L = [f"gv[{i}] = {g}" for i, g in enumerate(g0)]
-    L += [f"_prox({kind}, {c}, wv, xv, lv, {n}, {F0}, gv, inner, iters, tol, y, buf)"]
+    L += [f"_prox({kind}, {c}, wv, xv, lv, P, {n}, {F0}, gv, inner, iters, tol, y, buf)"]
     L += [f"{o} = -y[{i}]" for i, o in enumerate(out)]
     return L
 
@@ -206,7 +217,7 @@ def _residual_lines(kind: str, n: int, c: str, out: List[str], col: int) -> List
     """Diagnostics: ``|grad F(y)|`` at the solution ``y = -out``."""
     return (["if diagnostics:"]
             + _indent([f"y[{i}] = -{o}" for i, o in enumerate(out)]
-                      + [f"resid[t, {col}] = _residual({kind}, {c}, wv, xv, lv, y, {n}, buf)"], 1))
+                      + [f"resid[t, {col}] = _residual({kind}, {c}, wv, xv, lv, P, y, {n}, buf)"], 1))
 
 
 def _backward_moreau(nx: int, nw: int, njv: int, store: bool, affine_w: bool,
@@ -250,13 +261,13 @@ def _backward_moreau(nx: int, nw: int, njv: int, store: bool, affine_w: bool,
     if general:
         # a quadratic h is solved exactly by one Newton step, whatever the inner algorithm
         out += _indent(["if QUAD_H:",
-                        "    _prox(KIND_H, gam_h, wv, xT, lv, NX, gam_h * one[0], gxv, "
+                        "    _prox(KIND_H, gam_h, wv, xT, lv, P, NX, gam_h * one[0], gxv, "
                         "INNER_NEWTON, 1, 0.0, y, buf)",
                         "else:",
-                        "    _prox(KIND_H, gam_h, wv, xT, lv, NX, gam_h * one[0], gxv, inner, "
+                        "    _prox(KIND_H, gam_h, wv, xT, lv, P, NX, gam_h * one[0], gxv, inner, "
                         "iters, tol, y, buf)",
                         "if diagnostics:",
-                        "    resid[T, 0] = _residual(KIND_H, gam_h, wv, xT, lv, y, NX, buf)"], 1)
+                        "    resid[T, 0] = _residual(KIND_H, gam_h, wv, xT, lv, P, y, NX, buf)"], 1)
     else:
         out += ["    _prox_h(gam_h, xT, gam_h * one[0], gxv, y, buf)"]
     out += ["    for i in range(NX):",
@@ -274,10 +285,10 @@ def _backward_moreau(nx: int, nw: int, njv: int, store: bool, affine_w: bool,
         body += [f"wv[{i}] = {v}" for i, v in enumerate(wt)]
         body += [f"xv[{i}] = {v}" for i, v in enumerate(xt)]
         body += [f"lv[{i}] = {v}" for i, v in enumerate(lam)]
-    vjp_x = f"_vjp_s({_args(wt, xt, lam)})"
+    vjp_x = f"_vjp_s({_args(wt, xt, lam, PP)})"
     if store:
         body += ["if use_jv:",
-                 f"    {_lhs(gw + gx)} = _vjp_jac_s({_args(wt, xt, _row('JV', 't', njv), lam)})",
+                 f"    {_lhs(gw + gx)} = _vjp_jac_s({_args(wt, xt, _row('JV', 't', njv), lam, PP)})",
                  "else:",
                  f"    {_lhs(gw + gx)} = {vjp_x}"]
     else:
@@ -309,7 +320,7 @@ def _backward_moreau(nx: int, nw: int, njv: int, store: bool, affine_w: bool,
     return out
 
 
-def _def(signature: str, doc: str, body: List[str]) -> str:
+def _def_plain(signature: str, doc: str, body: List[str]) -> str:
     return "\n".join(["@_jit", f"def {signature}:", f'    """{doc}"""'] + _indent(body, 1)) + "\n"
 
 
@@ -330,7 +341,15 @@ def fused_source(flags: Dict[str, object]) -> str:
         (``_h``, ``_h_grad``, ``_prox_h``, the ``RULE_*``/``KIND_*``/``INNER_*`` codes) in scope.
     """
     nx, nw, njv = int(flags["NX"]), int(flags["NW"]), int(flags["NJV"])
+    n_p = int(flags.get("NP", 0))
     store = bool(flags["STORE_JAC"])
+    pp = _names("pp", n_p)
+
+    def _def(signature: str, doc: str, body: List[str]) -> str:
+        # every kernel takes the run-time parameters P (NP,) last and keeps them in scalars
+        sig = signature[:-1] + ", P)"
+        return _def_plain(sig, doc, [f"{v} = P[{i}]" for i, v in enumerate(pp)] + body)
+
     parts = [
         "# ---- fused loop kernels, generated by moreauctl.codegen.fused for this chain ----",
         _def("f_forward(w, x0, X)", "Twin of forward: fills X (T+1, NX), returns h(x_T).",
@@ -348,10 +367,11 @@ def fused_source(flags: Dict[str, object]) -> str:
              _backward_gradient(nx, nw, njv, jac=True)),
     ]
     if store:
-        vg = ["hv = f_forward_jac(w, x0, X, JV)", "f_backward_gradient_jac(w, JV, X, G, lam0)",
-              "return hv"]
+        vg = ["hv = f_forward_jac(w, x0, X, JV, P)",
+              "f_backward_gradient_jac(w, JV, X, G, lam0, P)", "return hv"]
     else:
-        vg = ["hv = f_forward(w, x0, X)", "f_backward_gradient(w, X, G, lam0)", "return hv"]
+        vg = ["hv = f_forward(w, x0, X, P)", "f_backward_gradient(w, X, G, lam0, P)",
+              "return hv"]
     parts.append(_def("f_value_and_gradient(w, x0, X, JV, G, lam0)",
                       "Forward and gradient backward pass in one call (JV is scratch of "
                       "shape (T, NJV), unused when STORE_JAC is False).", vg))
@@ -372,4 +392,5 @@ def fused_source(flags: Dict[str, object]) -> str:
         "(T+1, 2): column 0 the state line (row T: the objective), column 1 the weight "
         "line, NaN where a closed form or the gradient rule was used.",
         _backward_moreau(*moreau, general=True)))
-    return "\n\n".join(parts)
+    text = "\n\n".join(parts)
+    return text.replace(", __PP__", "".join(", " + v for v in pp))
