@@ -190,6 +190,8 @@ def test_fashion_mnist_integration():
     assert full.shape == (60000,) and set(np.unique(full)) == set(range(10))
     net = nn.mlp([784, 100, 10], activation="relu")
     prob = nn.Classification(net, d.X_train, d.y_train, batch_size=32)
-    res = mc.solve(prob, method="sgd", step=0.05, epochs=2, seed=0, verbose=False)
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(limits=1, user_api="blas"):   # a second BLAS thread only slows
+        res = mc.solve(prob, method="sgd", step=0.05, epochs=2, seed=0, verbose=False)
     assert res.success and res.costs[-1] < 0.6 * res.costs[0]
     assert nn.accuracy(net, res.w, d.X_test, d.y_test) >= 0.78
