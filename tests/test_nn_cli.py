@@ -62,6 +62,8 @@ def test_train_out_directory(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
+    (["--out", "/proc/nope"], "--out"),
+    (["--json", "/etc/hostname/r.json"], "--json"),
     (["--dataset", "imagenet"], "unknown dataset 'imagenet'; choose one of"),
     (["--dataset", "mnist"], "dataset 'mnist' needs a directory: 'mnist:PATH'"),
     (["--dataset", "mnist:/nonexistent/mnist"], "directory not found: /nonexistent/mnist"),

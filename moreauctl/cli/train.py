@@ -30,8 +30,9 @@ from ..nn.activations import ACTIVATIONS
 from ..nn.losses import LOSSES
 from ..nn.tasks import ARCHS, make_task
 from ..solve import METHODS, solve
-from .args import (add_quiet, cost_table, int_list, nonnegative_float, nonnegative_int,
-                   positive_float, positive_int, write_json)
+from .args import (add_quiet, check_output_dir, check_output_file, cost_table, int_list,
+                   nonnegative_float, nonnegative_int, positive_float, positive_int,
+                   report_write_error, write_json_or_stdout)
 
 __all__ = ["add_parser", "run", "epoch_table"]
 
@@ -56,8 +57,13 @@ def _save_weights(path, w) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train, print, write; returns the exit code."""
+    """Check the output paths, train, print, write; returns the exit code (1 when a file
+    could not be written after all)."""
     from sklearn.metrics import confusion_matrix
+    if args.json and args.json != "-":
+        check_output_file(args.json, "--json")
+    if args.out:
+        check_output_dir(args.out, "--out")
     hidden = args.hidden if args.hidden is not None else ([64] if args.arch == "mlp" else [])
     task = make_task(dataset=args.dataset, arch=args.arch, hidden=hidden,
                      activation=args.activation, loss=args.loss,
@@ -88,20 +94,26 @@ def run(args: argparse.Namespace) -> int:
     rec["settings"] = {**rec["settings"], **task.settings}
     rec.update(test_accuracy=test_acc, train_accuracy=train_acc,
                confusion_matrix=cm.tolist())
+    ok = True
     if args.json:
-        write_json(rec, args.json)
+        ok = write_json_or_stdout(rec, args.json)
     if args.out:
         from ..plots import plot_confusion, plot_training
-        os.makedirs(args.out, exist_ok=True)
-        write_json_atomic(os.path.join(args.out, "result.json"), rec, indent=1)
-        _save_weights(os.path.join(args.out, "weights.npz"), res.w)
-        plot_training(res, os.path.join(args.out, "curves.png"),
-                      title=f"{prob.name}: {args.method}, step {args.step:g}; test accuracy "
-                            f"{test_acc:.4f}")
-        plot_confusion(cm, os.path.join(args.out, "confusion.png"),
-                       title=f"{d.name} test set, {args.method}: accuracy {test_acc:.4f}")
-        print(f"wrote {args.out}/result.json, weights.npz, curves.png, confusion.png", file=out)
-    return 0
+        try:
+            os.makedirs(args.out, exist_ok=True)
+            write_json_atomic(os.path.join(args.out, "result.json"), rec, indent=1)
+            _save_weights(os.path.join(args.out, "weights.npz"), res.w)
+            plot_training(res, os.path.join(args.out, "curves.png"),
+                          title=f"{prob.name}: {args.method}, step {args.step:g}; test "
+                                f"accuracy {test_acc:.4f}")
+            plot_confusion(cm, os.path.join(args.out, "confusion.png"),
+                           title=f"{d.name} test set, {args.method}: accuracy {test_acc:.4f}")
+            print(f"wrote {args.out}/result.json, weights.npz, curves.png, confusion.png",
+                  file=out)
+        except OSError as e:
+            report_write_error("--out", args.out, e)
+            ok = False
+    return 0 if ok else 1
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
