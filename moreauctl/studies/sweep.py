@@ -52,6 +52,7 @@ seconds, every cell sleeps that long after computing (used to kill a study mid-r
 """
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -128,6 +129,15 @@ def _resolve_factory(make_problem) -> Callable:
     raise TypeError("make_problem must be a plant name (see moreauctl.models.MODELS) or a "
                     f"function (horizon, dt, **problem_kwargs) -> ControlProblem; got "
                     f"{type(make_problem).__name__}")
+
+
+def _accepts(make_problem, name: str) -> bool:
+    """Whether the problem factory takes the keyword ``name``."""
+    try:
+        params = inspect.signature(_resolve_factory(make_problem)).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params  # not through **kwargs: those may go to the plant
 
 
 def _get_problem(make_problem, T: int, dt: Optional[float], problem_kwargs: Mapping[str, Any],
@@ -575,6 +585,13 @@ def horizon_sweep(make_problem: Union[str, Callable], horizons: Sequence[int],
     if out is not None:
         check_output_dir(out, "out")  # a file, or not writable: say so before any compute
     pkw = dict(problem_kwargs or {})
+    if scaling == "fixed-time" and "runtime_params" not in pkw and _accepts(make_problem,
+                                                                            "runtime_params"):
+        # every cell has its own dt: with dt a run-time input of the kernels, one compiled
+        # module serves them all (ControlProblem(runtime_params=True)); pass
+        # problem_kwargs={"runtime_params": False} to compile dt in (bitwise the fixed-dt
+        # kernels, ~10% faster per pass, one compilation per horizon)
+        pkw["runtime_params"] = True
     pid = _problem_id(make_problem)
 
     # -- the cells -----------------------------------------------------------------
