@@ -148,21 +148,21 @@ def bench_moreauctl(p, w, repeats):
     mor = ev.extra["moreau_oracle"]
     if store:
         row["passes"] = f"f_forward_jac + f_backward_gradient_jac (stored: {ch.stored})"
-        row["forward_s"], _, _ = timeit(lambda w: k.f_forward_jac(w, ch.x0, X, JV), w, repeats)
-        row["backward_s"], _, _ = timeit(lambda w: k.f_backward_gradient_jac(w, JV, X, G, lam0),
+        row["forward_s"], _, _ = timeit(lambda w: k.f_forward_jac(w, ch.x0, X, JV, ch.params), w, repeats)
+        row["backward_s"], _, _ = timeit(lambda w: k.f_backward_gradient_jac(w, JV, X, G, lam0, ch.params),
                                          w, repeats)
     else:
         row["passes"] = "f_forward + f_backward_gradient"
-        row["forward_s"], _, _ = timeit(lambda w: k.f_forward(w, ch.x0, X), w, repeats)
+        row["forward_s"], _, _ = timeit(lambda w: k.f_forward(w, ch.x0, X, ch.params), w, repeats)
     # the backward pass that re-evaluates each stage's VJP: the cost model of Prop. D.6
     # (one VJP oracle call per stage), against which the Moreau pass's (1 + K) is stated
     row["backward_recompute_s"], _, _ = timeit(
-        lambda w: k.f_backward_gradient(w, X, G, lam0), w, repeats)
+        lambda w: k.f_backward_gradient(w, X, G, lam0, ch.params), w, repeats)
     if not store:
         row["backward_s"] = row["backward_recompute_s"]
     row["moreau_backward_s"], _, _ = timeit(
         lambda w: k.f_backward_moreau_paper(w, X, JV, store, mor.gam_h, mor.gam, mor.alp,
-                                            mor.rules, G, lam0), w, repeats)
+                                            mor.rules, G, lam0, ch.params), w, repeats)
     _backward_ratios(row)
     return row, ev
 

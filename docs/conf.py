@@ -60,3 +60,4 @@ sphinx_gallery_conf = {
 
 html_theme = "alabaster"
 html_static_path = []
+templates_path = ["_templates"]

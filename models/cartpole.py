@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import casadi as ca
+import numpy as np
 
 import moreauctl as mc
 
@@ -38,14 +39,25 @@ def cartpole(m_cart: float = 1.0, m_pole: float = 0.1, l: float = 0.5,
 
 
 def cartpole_swingup(horizon: int = 100, dt: float = 0.05, scheme: str = "rk4",
-                     substeps: int = 1, **plant_params) -> mc.ControlProblem:
+                     substeps: int = 1, runtime_params: bool = False,
+                     **plant_params) -> mc.ControlProblem:
     """Swing the pole up from hanging down (``theta = pi``) to upright (``theta = 0``).
 
     ``x0 = (0, pi, 0, 0)``, ``h(x) = theta^2 + 0.1 p^2 + 0.1 (v^2 + omega^2)``: a terminal
     cost of the same shape as the pendulum's. RK4 by default, ``dt = 0.05``.
+    ``runtime_params``: see :class:`moreauctl.ControlProblem`.
     """
     plant = cartpole(**plant_params)
     return mc.ControlProblem(
         plant, horizon=horizon, dt=dt, x0=[0.0, ca.pi, 0.0, 0.0],
         terminal_cost=lambda x: x[1] ** 2 + 0.1 * x[0] ** 2 + 0.1 * (x[2] ** 2 + x[3] ** 2),
-        scheme=scheme, substeps=substeps, name=f"cartpole-T{horizon}")
+        scheme=scheme, substeps=substeps, runtime_params=runtime_params,
+        name=f"cartpole-T{horizon}")
+
+
+def cartpole_geometry(x, l: float = 0.5):
+    """Polylines of a frame: the cart (a box on the rail) and the pole of length ``2 l``
+    (``theta = 0`` upright)."""
+    p, th = float(x[0]), float(x[1])
+    cart = ([p - 0.2, p + 0.2, p + 0.2, p - 0.2, p - 0.2], [-0.1, -0.1, 0.1, 0.1, -0.1])
+    return [cart, ([p, p + 2 * l * np.sin(th)], [0.0, 2 * l * np.cos(th)])]

@@ -20,6 +20,7 @@ from .problem import ControlProblem
 from .registry import register_method, register_optimizer, register_oracle
 from .result import History, SolveResult
 from .solve import METHODS, IterationInfo, minimize, solve
+from .mpc import MPCResult, mpc, shift
 from . import models  # noqa: E402,I001  (last: the model files use mc.Plant, mc.ControlProblem)
 
 __version__ = "0.1.0"
@@ -28,4 +29,4 @@ __all__ = ["Plant", "ControlProblem", "Chain", "Layout", "Stage", "Objective", "
            "compile_chain", "solve", "minimize", "SolveResult", "History", "METHODS",
            "IterationInfo", "gradient", "objective", "rollout", "moreau_direction",
            "check_gradient", "relative_error", "register_method", "register_oracle",
-           "register_optimizer", "models"]
+           "register_optimizer", "mpc", "shift", "MPCResult", "models"]

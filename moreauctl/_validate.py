@@ -14,7 +14,7 @@ import numpy as np
 
 __all__ = ["positive_number", "nonnegative_number", "finite_number", "positive_int",
            "nonnegative_int", "fraction", "real_array", "finite_array", "positive_array",
-           "choice"]
+           "box", "choice"]
 
 
 def _number(name: str, value, expected: str) -> float:
@@ -108,6 +108,49 @@ def positive_array(name: str, value, shape: Tuple[int, ...]) -> np.ndarray:
     if arr.size and not np.all(arr > 0):
         raise ValueError(f"{name} must have finite entries > 0; got min {float(arr.min())!r}")
     return arr
+
+
+def box(name: str, bounds, shape: Tuple[int, ...], shape_text: str = "") -> Tuple[np.ndarray,
+                                                                                np.ndarray]:
+    """A box ``(lower, upper)`` as two read-only float64 arrays of ``shape``, or raise.
+
+    Entries may be infinite (``-inf`` in ``lower``, ``inf`` in ``upper``: free on that side)
+    but not NaN, and ``lower <= upper`` everywhere (``lower == upper`` fixes an entry).
+    ``lower = +inf`` or ``upper = -inf`` leave no admissible value and are rejected.
+    ``shape_text`` names the shape in messages (e.g. ``"(nw,)"``).
+    """
+    shape = tuple(shape)
+    expected = f"{shape_text} = {shape}" if shape_text else f"{shape}"
+    if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
+        got = type(bounds).__name__ + (f" of length {len(bounds)}"
+                                       if isinstance(bounds, (tuple, list)) else "")
+        raise TypeError(f"{name} must be a pair (lower, upper) of arrays of shape {expected}; "
+                        f"got {got}")
+    out = []
+    for side, b in zip(("lower", "upper"), bounds):
+        try:
+            arr = np.array(b, dtype=float)
+        except (TypeError, ValueError):
+            raise TypeError(f"{name} {side} must be an array of numbers of shape {expected}; "
+                            f"got {b!r}") from None
+        if arr.shape != shape:
+            raise ValueError(f"{name} {side} has shape {arr.shape}; expected {expected}")
+        if np.any(np.isnan(arr)):
+            raise ValueError(f"{name} {side} has NaN entries ({int(np.isnan(arr).sum())}); use "
+                             "-inf/inf for a free side")
+        arr.setflags(write=False)
+        out.append(arr)
+    lower, upper = out
+    if np.any(lower == np.inf) or np.any(upper == -np.inf):
+        raise ValueError(f"{name} leave no admissible value: lower = +inf or upper = -inf "
+                         f"somewhere")
+    bad = np.argwhere(lower > upper)
+    if bad.size:
+        i = tuple(int(j) for j in bad[0])
+        at = i[0] if len(i) == 1 else i
+        raise ValueError(f"{name} need lower <= upper; got lower[{at}] = {float(lower[i])!r} > "
+                         f"upper[{at}] = {float(upper[i])!r}")
+    return lower, upper
 
 
 def choice(name: str, value, options: Union[Sequence, dict]):

@@ -54,15 +54,18 @@ def moreau_direction(problem, w=None, **options):
 def relative_error(a, b) -> float:
     """``|a - b| / max(|a|, |b|)`` with Euclidean norms over all entries (Fischer, Sec. 5,
     applied to the whole gradient; 0 when both are zero). ``a`` and ``b`` may be arrays or
-    per-stage parameters (lists of tuples of arrays)."""
+    per-stage parameters (lists of tuples of arrays, or one stage's tuple)."""
     a, b = _flat(a), _flat(b)
     den = max(np.linalg.norm(a), np.linalg.norm(b))
     return 0.0 if den == 0 else float(np.linalg.norm(a - b) / den)
 
 
 def _flat(a) -> np.ndarray:
-    if isinstance(a, (list, tuple)) and a and isinstance(a[0], (list, tuple)):
-        return np.concatenate([np.ravel(np.asarray(x, dtype=float)) for p in a for x in p])
+    """All entries of an array or of nested lists/tuples of arrays (one stage's ``(W, b)``,
+    a network's ``[(W_1, b_1), ...]``), in order."""
+    if isinstance(a, (list, tuple)):
+        parts = [_flat(x) for x in a]
+        return np.concatenate(parts) if parts else np.zeros(0)
     return np.asarray(a, dtype=float).ravel()
 
 

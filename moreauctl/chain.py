@@ -60,6 +60,11 @@ class Layout:
         ``((16, 64), (16,))`` for a dense layer's ``(W, b)``, ``((1,),)`` for a scalar
         control. Stage ``t`` owns ``w[offsets[t]:offsets[t+1]]``, its arrays stored one after
         the other in C order.
+    dtype : numpy dtype, optional
+        Floating type of the flat vector: float64 (default, every control chain) or float32
+        (networks trained in single precision, ``nn.Classification(..., dtype="float32")``).
+        :meth:`pack` converts to it, so every iterate, direction and optimizer state of a
+        run follows it.
 
     Notes
     -----
@@ -67,7 +72,11 @@ class Layout:
     is the free view ``w.reshape(T, nw)`` and whose :meth:`pack` accepts ``(T, nw)``.
     """
 
-    def __init__(self, shapes: Sequence[Sequence[Shape]], *, uniform: bool = False):
+    def __init__(self, shapes: Sequence[Sequence[Shape]], *, uniform: bool = False,
+                 dtype=np.float64):
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.dtype(np.float64), np.dtype(np.float32)):
+            raise ValueError(f"dtype must be float64 or float32; got {self.dtype}")
         self.shapes: Tuple[Tuple[Shape, ...], ...] = tuple(
             tuple(tuple(int(d) for d in s) for s in stage) for stage in shapes)
         sizes = [sum(int(np.prod(s)) for s in st) for st in self.shapes]
@@ -90,7 +99,7 @@ class Layout:
         return int(self.offsets[-1])
 
     def zeros(self) -> np.ndarray:
-        return np.zeros(self.size)
+        return np.zeros(self.size, dtype=self.dtype)
 
     def segment(self, w: np.ndarray, t: int) -> np.ndarray:
         """Stage ``t``'s flat parameters, a view of ``w``."""
@@ -113,8 +122,8 @@ class Layout:
         return [self.stage_arrays(self.segment(w, t), t) for t in range(self.T)]
 
     def pack(self, params, what: str = "w") -> np.ndarray:
-        """A new flat float64 vector from per-stage parameters (the inverse of
-        :meth:`unpack`), validated: shapes must match and entries be finite.
+        """A new flat vector (of the layout's dtype) from per-stage parameters (the inverse
+        of :meth:`unpack`), validated: shapes must match and entries be finite.
 
         Accepts the flat vector itself, ``(T, nw)`` (uniform layouts; also ``(T,)`` when
         ``nw == 1``) or a sequence of ``T`` tuples of arrays.
@@ -124,9 +133,9 @@ class Layout:
         else:
             arr = _as_float_array(params, what)
             if arr.shape == (self.size,):
-                flat = arr.copy()
+                flat = arr.astype(self.dtype, copy=True)
             elif self.uniform and arr.shape == (self.T, int(self.sizes[0])):
-                flat = arr.reshape(-1).copy()
+                flat = arr.reshape(-1).astype(self.dtype, copy=True)
             else:
                 raise ValueError(f"{what} has shape {arr.shape}; expected {self.describe()}")
         _check_finite(flat, what)
@@ -136,7 +145,7 @@ class Layout:
         params = list(params)
         if len(params) != self.T:
             raise ValueError(f"{what} has {len(params)} stages; expected T = {self.T}")
-        flat = np.empty(self.size)
+        flat = np.empty(self.size, dtype=self.dtype)
         for t, (p, shapes) in enumerate(zip(params, self.shapes)):
             arrays = p if isinstance(p, (tuple, list)) else (p,)
             if len(arrays) != len(shapes):
@@ -164,10 +173,11 @@ class Layout:
         return f"{self.T} stages with parameter shapes {[list(s) for s in self.shapes]}"
 
     def __eq__(self, other):
-        return isinstance(other, Layout) and self.shapes == other.shapes
+        return (isinstance(other, Layout) and self.shapes == other.shapes
+                and self.dtype == other.dtype)
 
     def __hash__(self):
-        return hash(self.shapes)
+        return hash((self.shapes, self.dtype.str))
 
     def __repr__(self):
         return f"Layout(n={self.size}, {self.describe()})"
@@ -187,10 +197,18 @@ class Stage:
     """One stage ``x_t = phi_t(w_t, x_{t-1})``; ``w_t`` is the stage's flat parameter segment.
 
     Subclasses implement :meth:`forward` and :meth:`vjp` (and may override ``vjp_w`` /
-    ``vjp_x`` when one half is cheaper alone). A stage may also define
+    ``vjp_x`` when one half is cheaper alone, and :meth:`vjp_with_output` when knowing the
+    output ``y = phi(w, x)`` saves work, as for a layer whose activation's derivative is a
+    function of its output). A stage may also define
 
     - ``hess_x(w, x, lam) -> (m, m)`` and ``hess_w(w, x, lam) -> (nw, nw)``: Hessians of
       ``lam^T phi`` (the Newton inner solver of the Moreau rule);
+    - ``moreau_grad_x(w, x, lam, c)``: a closed form of the state line's
+      ``grad env(c lam^T phi(w, .))(x)`` (the Moreau rule uses it instead of the inner
+      algorithm; e.g. an element-wise ReLU);
+    - ``moreau_grad_w(w, x, lam, c, inner, x_next, reg)``: the stage's own solve of the weight
+      line's ``grad env(c (lam^T phi(., x) + r))(w)`` (exact or cheaper, e.g. in a subspace),
+      or None to let the rule's inner algorithm run (e.g. a dense layer's reduced solve);
     - ``prox_w``, ``prox_x``...: closed forms for rules that need them (later oracles).
 
     Attributes
@@ -208,7 +226,7 @@ class Stage:
 
     @property
     def nw(self) -> int:
-        return sum(int(np.prod(s)) for s in self.param_shapes)
+        return sum(math.prod(s) for s in self.param_shapes)
 
     def forward(self, w: np.ndarray, x: np.ndarray) -> np.ndarray:
         """``phi(w, x)``."""
@@ -217,6 +235,19 @@ class Stage:
     def vjp(self, w: np.ndarray, x: np.ndarray, lam: np.ndarray):
         """``(dphi/dw^T lam, dphi/dx^T lam)``: shapes ``(nw,)`` and that of ``x``."""
         raise NotImplementedError
+
+    def vjp_with_output(self, w: np.ndarray, x: np.ndarray, y: np.ndarray, lam: np.ndarray,
+                        out: Optional[np.ndarray] = None, need_x: bool = True,
+                        need_w: bool = True):
+        """:meth:`vjp` when the caller also has ``y = phi(w, x)`` (the gradient pass stores
+        every state; the rules' lines get it as ``x_next``).
+
+        ``out`` (flat ``(nw,)``, optional): where the caller will store ``gw``; a stage may
+        write ``gw`` there and return ``out`` itself (the caller then skips a copy).
+        ``need_x=False`` / ``need_w=False``: the caller does not need ``gx`` (e.g. the
+        costate of a network's inputs) / ``gw`` (a state line); a stage may skip that
+        product and return None for it. The default ignores ``y``, ``out`` and the flags."""
+        return self.vjp(w, x, lam)
 
     def vjp_w(self, w, x, lam) -> np.ndarray:
         return self.vjp(w, x, lam)[0]
@@ -349,8 +380,8 @@ class Backward:
     ----------
     direction : ndarray, shape (n,)
         ``g_t`` of every stage, flat like ``w``.
-    lam0 : ndarray
-        Costate of ``x_0``.
+    lam0 : ndarray or None
+        Costate of ``x_0`` (None when the chain's ``input_costate`` is False).
     failed_stage : int or None
         Row ``t`` (0-based) of the first stage whose output was not finite; ``T`` for the
         objective's line; None when every value is finite.
@@ -383,11 +414,18 @@ class Chain:
         Default: from each stage's ``param_shapes``.
     regularizer : Regularizer, optional
         ``r(w) = sum_t r_t(w_t)`` added to the objective (D.6), e.g. :class:`L2`.
+    input_costate : bool
+        Whether the passes compute ``lam_0``, the costate of ``x_0`` (default True). A
+        network's ``x_0`` is its data, whose costate nobody uses: with False the gradient
+        pass skips stage 1's ``dphi/dx^T lam`` product and the Moreau pass its first state
+        subproblem, and both report ``lam0 = None``.
     """
 
     def __init__(self, stages: Sequence[Stage], h: Objective,
                  x0: Union[np.ndarray, Callable[[Any], np.ndarray], None] = None,
-                 layout: Optional[Layout] = None, regularizer: Optional[Regularizer] = None):
+                 layout: Optional[Layout] = None, regularizer: Optional[Regularizer] = None,
+                 input_costate: bool = True):
+        self.input_costate = bool(input_costate)
         self.stages = stages if isinstance(stages, Sequence) else list(stages)
         if not self.stages:
             raise ValueError("a chain needs at least one stage")
@@ -419,12 +457,15 @@ class Chain:
         return self.layout.pack(w, what)
 
     def _flat(self, w) -> np.ndarray:
-        """The passes take ``w`` flat ``(n,)`` float64 (cheap check: a wrong shape would
-        otherwise give each stage a wrong slice, silently)."""
-        if getattr(w, "shape", None) != (self.layout.size,) or w.dtype != np.float64:
-            raise ValueError(f"w must be a flat float64 array of shape ({self.layout.size},); "
+        """The passes take ``w`` flat ``(n,)`` of the layout's dtype (float64, or float32 for
+        a network trained in single precision; cheap check: a wrong shape would otherwise
+        give each stage a wrong slice, silently)."""
+        dt = self.layout.dtype
+        if getattr(w, "shape", None) != (self.layout.size,) or w.dtype != dt:
+            raise ValueError(f"w must be a flat {dt} array of shape ({self.layout.size},); "
                              f"got {type(w).__name__} of shape {getattr(w, 'shape', None)} "
-                             "(convert per-stage parameters with check_params)")
+                             f"and dtype {getattr(w, 'dtype', None)} (convert per-stage "
+                             "parameters with check_params)")
         return w
 
     # -- passes -----------------------------------------------------------------------
@@ -467,19 +508,21 @@ class Chain:
 
         Returns
         -------
-        G : ndarray, shape (n,)
-        lam0 : costate of ``x_0``
+        G : ndarray, shape (n,), of ``w``'s dtype
+        lam0 : costate of ``x_0`` (None when ``input_costate`` is False)
         """
         w = self._flat(w)
         if len(X) != self.horizon + 1:
             raise ValueError(f"X has {len(X)} states; expected T+1 = {self.horizon + 1}")
-        G = np.empty(self.layout.size)
+        G = np.empty(self.layout.size, dtype=w.dtype)
         lam = self.h.grad(X[-1], data)
         for t in range(self.horizon - 1, -1, -1):
             wt = self.layout.segment(w, t)
-            gw, lam = self.stages[t].vjp(wt, X[t], lam)
             seg = self.layout.segment(G, t)
-            seg[:] = np.ravel(gw)
+            gw, lam = self.stages[t].vjp_with_output(wt, X[t], X[t + 1], lam, out=seg,
+                                                     need_x=t > 0 or self.input_costate)
+            if gw is not seg:
+                seg[:] = np.ravel(gw)
             if self.regularizer is not None:
                 seg += np.ravel(self.regularizer.grad(wt, t))
         return G, lam
@@ -500,12 +543,13 @@ class Chain:
         T = self.horizon
         if len(X) != T + 1:
             raise ValueError(f"X has {len(X)} states; expected T+1 = {T + 1}")
-        G = np.full(self.layout.size, np.nan)
+        # every entry is written below, or set to NaN on an early return (_unfinished)
+        G = np.empty(self.layout.size, dtype=w.dtype)
         lam = o_rule.objective(self.h, X[T], data, spec.gam_h, spec.inner)
         lams = [None] * (T + 1) if spec.diagnostics else None
         resid = np.full((T + 1, 2), np.nan) if spec.diagnostics else None
         if not _finite(lam):
-            return Backward(G, lam, T, resid, lams)
+            return Backward(self._unfinished(G, T), lam, T, resid, lams)
         if spec.diagnostics:
             lams[T] = lam
             if o_rule.name == "mbp":
@@ -522,17 +566,24 @@ class Chain:
             kw_w = {} if pen_w is None else {"pen": float(pen_w[t])}
             g = w_rule.weights(st, wt, X[t], lam, float(spec.alp[t]), spec.inner, X[t + 1], reg,
                                **kw_w)
-            lam_prev = x_rule.states(st, wt, X[t], lam, float(spec.gam[t]), spec.inner,
-                                     X[t + 1], **kw_x)
+            lam_prev = None
+            if t > 0 or self.input_costate:
+                lam_prev = x_rule.states(st, wt, X[t], lam, float(spec.gam[t]), spec.inner,
+                                         X[t + 1], **kw_x)
             self.layout.segment(G, t)[:] = np.ravel(g)
-            if not (_finite(g) and _finite(lam_prev)):
-                return Backward(G, lam_prev, t, resid, lams)
+            if not (_finite(g) and (lam_prev is None or _finite(lam_prev))):
+                return Backward(self._unfinished(G, t), lam_prev, t, resid, lams)
             lam_t, lam = lam, lam_prev
             if spec.diagnostics:
                 lams[t] = lam
                 resid[t] = _residuals(st, wt, X[t], lam_t, g, lam, float(spec.alp[t]),
                                       float(spec.gam[t]), spec, reg, X[t + 1], kw_x, kw_w)
         return Backward(G, lam, None, resid, lams)
+
+    def _unfinished(self, G, t):
+        """``G`` with the stages the pass did not reach (rows ``< t``) set to NaN."""
+        G[:self.layout.offsets[t]] = np.nan
+        return G
 
     def forward_backward(self, w: np.ndarray, data, spec: BackwardSpec):
         """``(cost, X, Backward)``: :meth:`forward` then :meth:`backward`."""
@@ -549,11 +600,11 @@ def _residuals(st, w, x, lam, g, lam_prev, c_w, c_x, spec, reg=None, x_next=None
     solutions ``y = -lam_prev`` and ``y = -g`` (NaN for lines that solved no subproblem)."""
     _, x_rule, w_rule = spec.rules
     rx = rw = math.nan
-    if hasattr(x_rule, "states_residual"):
+    if hasattr(x_rule, "states_residual") and lam_prev is not None:
         rx = x_rule.states_residual(st, w, x, lam, lam_prev, c_x, x_next, **(kw_x or {}))
     if hasattr(w_rule, "weights_residual"):
         rw = w_rule.weights_residual(st, w, x, lam, g, c_w, x_next, reg, **(kw_w or {}))
-    if x_rule.name == "mbp" and not st.affine_x:
+    if x_rule.name == "mbp" and not st.affine_x and lam_prev is not None:
         y = -lam_prev
         rx = float(np.linalg.norm(c_x * st.vjp_x(w, x + y, lam) + y))
     if w_rule.name == "mbp" and (not st.affine_w or reg is not None):

@@ -75,8 +75,8 @@ def discretize(rhs: ca.SX, x: ca.SX, u: ca.SX, dt: float, scheme: str = "euler",
         ODE right-hand side, an expression of ``x`` and ``u``.
     x : casadi.SX, shape (nx, 1)
     u : casadi.SX, shape (nu, 1)
-    dt : float
-        Step length, > 0.
+    dt : float or casadi.SX
+        Step length, > 0, or a symbol (the step is then a run-time input of the stage).
     scheme : {"euler", "heun", "rk4", "semi-implicit-euler"}
     substeps : int
         Number of equal sub-steps of length ``dt / substeps``.
@@ -92,9 +92,19 @@ def discretize(rhs: ca.SX, x: ca.SX, u: ca.SX, dt: float, scheme: str = "euler",
         raise ValueError(f"substeps must be an integer >= 1; got {substeps!r}")
     if scheme == "semi-implicit-euler":
         _check_mechanical(rhs, x)
-    f = ca.Function("f", [x, u], [rhs])
+    # symbols of rhs other than x and u (parameters left symbolic) ride along unchanged
+    xu = {v.name() for v in ca.symvar(ca.vertcat(x, u))}
+    extra = [v for v in ca.symvar(rhs) if v.name() not in xu]
+    if isinstance(dt, ca.SX):
+        extra = [v for v in extra if not any(ca.is_equal(v, d) for d in ca.symvar(dt))]
+    if extra:
+        e = ca.vertcat(*extra)
+        fe = ca.Function("f", [x, u, e], [rhs])
+        f = lambda x_, u_: fe(x_, u_, e)  # noqa: E731
+    else:
+        f = ca.Function("f", [x, u], [rhs])
     step = SCHEMES[scheme]
-    h = float(dt) / substeps
+    h = (dt if isinstance(dt, ca.SX) else float(dt)) / substeps
     xn = x
     for _ in range(substeps):
         xn = step(f, xn, u, h)

@@ -69,6 +69,12 @@ class Plant:
     params: Mapping[str, float] = field(default_factory=dict)
     state_names: tuple = ()
     control_names: tuple = ()
+    #: the parameter symbols, in the order of ``params`` (shape (n_params, 1))
+    param_symbols: ca.SX = field(init=False, repr=False, compare=False)
+    #: ``rhs`` before the values of ``params`` were substituted (an expression of
+    #: ``state``, ``control`` and ``param_symbols``): what makes the parameters run-time
+    #: inputs of the compiled kernels
+    rhs_symbolic: ca.SX = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         x = _as_symbolic_vector(self.state, "state")
@@ -90,21 +96,29 @@ class Plant:
         # Substitute named parameters, then insist that nothing free is left.
         free = ca.symvar(rhs)
         known = {s.name() for s in ca.symvar(ca.vertcat(x, u))}
-        subs_sym, subs_val = [], []
+        found = {}
         for s in free:
             nm = s.name()
             if nm in known:
                 continue
             if nm in params:
-                subs_sym.append(s)
-                subs_val.append(params[nm])
+                if nm in found:
+                    raise ValueError(f"rhs has two different symbols named {nm!r}")
+                found[nm] = s
             else:
                 raise ValueError(
                     f"rhs depends on symbol {nm!r}, which is neither a state, a control nor a "
                     f"key of params (got params keys {sorted(params)})"
                 )
-        if subs_sym:
-            rhs = ca.substitute(rhs, ca.vertcat(*subs_sym), ca.DM(subs_val))
+        # one symbol per parameter, in the order of params (a fresh one when rhs does not
+        # use it), so the compiled kernels take the values as a run-time vector
+        syms = [found.get(nm, ca.SX.sym(nm)) for nm in params]
+        object.__setattr__(self, "param_symbols", ca.vertcat(*syms) if syms else ca.SX(0, 1))
+        object.__setattr__(self, "rhs_symbolic", rhs)
+        if found:
+            subs = list(found)
+            rhs = ca.substitute(rhs, ca.vertcat(*[found[n] for n in subs]),
+                                ca.DM([params[n] for n in subs]))
         object.__setattr__(self, "rhs", rhs)
         object.__setattr__(self, "params", MappingProxyType(params))
         if not self.state_names:

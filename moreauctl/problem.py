@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Union
+from typing import Callable, Optional, Tuple, Union
 
 import casadi as ca
 import numpy as np
@@ -102,6 +102,20 @@ class ControlProblem:
         Sub-steps per stage (the control stays constant over them).
     name : str, optional
         Label for results and plots.
+    control_bounds : (array_like, array_like), optional
+        ``(lower, upper)``, each of shape ``(nw,)``: the box ``lower <= w_t <= upper`` for
+        every stage (``-inf``/``inf`` for a free side; NaN and ``lower > upper`` are
+        rejected). Every method of :func:`moreauctl.solve` keeps its iterates in the box
+        (projection for first-order and Moreau updates, bounds for IPOPT and L-BFGS-B,
+        clamping in iLQR's backward pass); a ``w0`` outside the box is an error, and the
+        default start is the projection of zero onto the box.
+    runtime_params : bool
+        Compile ``dt`` and the plant's parameters as run-time inputs of the kernels (from
+        :attr:`stage_p`): a problem with another ``dt`` or parameter values, same plant,
+        scheme and costs, reuses the compiled module (a fixed-total-time sweep compiles
+        once). Off by default: with the values compiled in, CasADi folds constant
+        subexpressions (``dt * g / l`` into one number), which changes the last bits of the
+        passes; the numbers pinned before issue 12 keep their bits that way.
 
     Attributes
     ----------
@@ -111,6 +125,13 @@ class ControlProblem:
         Controls per stage (``plant.nu``).
     stage : casadi.Function
         ``phi(w, x) -> x_next`` (inputs named ``w``, ``x``; output ``x_next``).
+    stage_p : casadi.Function
+        ``phi(w, x, p) -> x_next`` with ``p = (dt, *plant.params.values())`` an input: the
+        Function the kernels are generated from (``stage(w, x) = stage_p(w, x,
+        stage_params)``); a problem of another ``dt`` or parameter values at the same plant,
+        scheme and costs has the same ``stage_p`` and reuses the compiled kernels.
+    stage_params : ndarray
+        ``p`` of this problem.
     objective : casadi.Function
         ``h(x) -> h``.
     x0_chain : ndarray, shape (nx,)
@@ -126,8 +147,12 @@ class ControlProblem:
     scheme: str = "euler"
     substeps: int = 1
     name: Optional[str] = None
+    control_bounds: Optional[Tuple[np.ndarray, np.ndarray]] = None
+    runtime_params: bool = False
     stage: ca.Function = field(init=False, repr=False)
     objective: ca.Function = field(init=False, repr=False)
+    stage_p: ca.Function = field(init=False, repr=False)
+    stage_params: np.ndarray = field(init=False, repr=False)
     x0_chain: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -145,6 +170,8 @@ class ControlProblem:
         set_("x0", x0)
         if self.terminal_cost is None:
             raise ValueError("terminal_cost is required: a function h(x) -> SX scalar")
+        if self.control_bounds is not None:
+            set_("control_bounds", v.box("control_bounds", self.control_bounds, (p.nu,), "(nw,)"))
         x, u = p.state, p.control
         h = _scalar_cost(self.terminal_cost, (x,), "terminal_cost(x)")
         if self.stage_cost is None:
@@ -164,6 +191,26 @@ class ControlProblem:
         h_expr = ca.substitute(h_aug, xs, x_chain)
         set_("stage", ca.Function("phi", [w, x_chain], [phi_expr], ["w", "x"], ["x_next"]))
         set_("objective", ca.Function("h", [x_chain], [h_expr], ["x"], ["h"]))
+        # The same stage with dt and the plant's parameters as a third input p = (dt,
+        # params...): the compiled kernels are generated from this one and take p at run
+        # time, so another dt or parameter value reuses them (nothing is compiled).
+        dt_sym = ca.SX.sym("dt")
+        rhs_p = p.rhs_symbolic if self.stage_cost is None else ca.vertcat(p.rhs_symbolic, ell)
+        x_next_p = discretize(rhs_p, xs, u, dt_sym, self.scheme, self.substeps)
+        p_sym = ca.vertcat(dt_sym, p.param_symbols)
+        phi_p = ca.substitute(x_next_p, ca.vertcat(xs, u), ca.vertcat(x_chain, w))
+        set_("stage_p", ca.Function("phi", [w, x_chain, p_sym], [phi_p], ["w", "x", "p"],
+                                    ["x_next"]))
+        values = np.array([self.dt] + [p.params[k] for k in p.params], dtype=float)
+        values.setflags(write=False)
+        set_("stage_params", values)
+        set_("runtime_params", bool(self.runtime_params))
+        n_args = p.nu + 2 * xs.numel() + values.size
+        if self.runtime_params and n_args > 30:
+            raise ValueError(
+                f"runtime_params=True needs nw + 2 nx + n_params <= 30 (the scalar stage "
+                f"functions numba inlines take that many arguments); this problem has "
+                f"{p.nu} + 2*{xs.numel()} + {values.size} = {n_args}: keep runtime_params=False")
         x0c = np.array(x0c, dtype=float)
         x0c.setflags(write=False)
         set_("x0_chain", x0c)
@@ -187,10 +234,69 @@ class ControlProblem:
         """Zero controls, shape ``(T, nw)``."""
         return np.zeros((self.horizon, self.nw))
 
-    def with_horizon(self, horizon: int, dt: Optional[float] = None) -> "ControlProblem":
-        """The same problem with another horizon (and optionally another ``dt``)."""
-        return ControlProblem(self.plant, horizon, self.dt if dt is None else dt, self.x0,
-                              self.terminal_cost, self.stage_cost, self.scheme, self.substeps)
+    @property
+    def cost_states(self) -> Tuple[int, ...]:
+        """Indices of the chain's state that accumulate the running cost (the last one when
+        there is a ``stage_cost``, none otherwise). iLQR keeps the curvature of these
+        entries of the stage (the quadratized running cost) and drops that of the others
+        (the dynamics): Gauss-Newton on the original problem."""
+        return () if self.stage_cost is None else (self.nx - 1,)
+
+    def with_horizon(self, horizon: int, dt: Optional[float] = None,
+                     x0=None) -> "ControlProblem":
+        """The same problem with another horizon (and optionally another ``dt`` or ``x0``);
+        bounds, costs and scheme are kept."""
+        return ControlProblem(self.plant, horizon, self.dt if dt is None else dt,
+                              self.x0 if x0 is None else x0, self.terminal_cost,
+                              self.stage_cost, self.scheme, self.substeps,
+                              control_bounds=self.control_bounds,
+                              runtime_params=self.runtime_params)
+
+    # -- control bounds ---------------------------------------------------------------
+    @property
+    def bounded(self) -> bool:
+        """Whether the problem has ``control_bounds``."""
+        return self.control_bounds is not None
+
+    @property
+    def lower(self) -> np.ndarray:
+        """Lower bounds per control, shape ``(nw,)`` (``-inf`` without bounds)."""
+        return self.control_bounds[0] if self.bounded else np.full(self.nw, -np.inf)
+
+    @property
+    def upper(self) -> np.ndarray:
+        """Upper bounds per control, shape ``(nw,)`` (``inf`` without bounds)."""
+        return self.control_bounds[1] if self.bounded else np.full(self.nw, np.inf)
+
+    def project(self, w) -> np.ndarray:
+        """``w`` (T, nw) clipped onto the box (a new array; unchanged without bounds)."""
+        w = self.check_w(w)
+        return np.clip(w, self.lower, self.upper) if self.bounded else w.copy()
+
+    def start(self, w0=None, what: str = "w0") -> np.ndarray:
+        """The start point of a solver: ``w0`` validated (shape, finite, inside the box),
+        or, when None, zero projected onto the box. Shape ``(T, nw)``.
+
+        Raises
+        ------
+        ValueError
+            When ``w0`` leaves the box, naming the first offending entry (project it first
+            with :meth:`project` if that is what you mean).
+        """
+        if w0 is None:
+            return self.project(self.zeros())
+        w = self.check_w(w0, what)
+        if self.bounded:
+            lo, hi = self.control_bounds
+            out = (w < lo) | (w > hi)
+            if out.any():
+                t, i = (int(a[0]) for a in np.nonzero(out))
+                raise ValueError(
+                    f"{what} is outside control_bounds at {int(out.sum())} entries; first: "
+                    f"{what}[{t}, {i}] = {float(w[t, i])!r} not in [{float(lo[i])!r}, "
+                    f"{float(hi[i])!r}] (project it with problem.project({what}) if that is "
+                    "what you mean)")
+        return w
 
     # -- validation shared by every public entry point ------------------------------
     def check_w(self, w, what: str = "w") -> np.ndarray:
@@ -227,5 +333,7 @@ class ControlProblem:
         return ca.Function("J", [W], [self.objective(xk)], ["W"], ["J"])
 
     def __repr__(self):
+        b = "" if not self.bounded else (f", control_bounds=({self.lower.tolist()}, "
+                                         f"{self.upper.tolist()})")
         return (f"ControlProblem(plant={self.plant.name!r}, horizon={self.horizon}, dt={self.dt}, "
-                f"scheme={self.scheme!r}, x0={self.x0.tolist()})")
+                f"scheme={self.scheme!r}, x0={self.x0.tolist()}{b})")

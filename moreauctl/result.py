@@ -14,9 +14,11 @@ STATUS = {
     1: "stopped by the callback",
     2: "converged: direction norm below gtol",
     3: "line search could not decrease the cost (stationary up to rounding)",
+    4: "converged: the solver's tolerance was met",
     -1: "diverged: the cost or the controls became non-finite",
     -2: "diverged: the cost blew up",
     -3: "the backward pass produced a non-finite value",
+    -5: "stalled: no decrease even at the largest regularization",
 }
 
 

@@ -14,7 +14,8 @@ The rules (short paper, Sec. 3; long paper, Algo 1-5):
 ``MBP`` (Moreau back-propagation)
     ``R(f)(z; c) = grad env(c f)(z) = -argmin_y c f(z + y) + |y|^2 / 2``, solved inexactly by
     an inner algorithm (:class:`Inner`); exact (and equal to GBP) when ``f`` is linear, as
-    for a stage affine in the variable; one Newton step when ``f`` is quadratic.
+    for a stage affine in the variable; one Newton step when ``f`` is quadratic; a closed
+    form when the objective has ``moreau_grad`` or the stage ``moreau_grad_x``.
 ``IBP`` (regularized inversion, short paper Sec. 1)
     With ``f`` the line's map (``phi_t(w_t, .)``, ``phi_t(., x_{t-1})``, or ``h`` with
     ``lam = 1`` on line 2) and ``lam`` the incoming costate:
@@ -432,6 +433,21 @@ def penalty_direction(f, vjp, z, lam, f_z, c: float, p: float, inner: Inner, *,
 # rules
 # ---------------------------------------------------------------------------------------
 
+def _grad_w(stage, w, x, lam, x_next):
+    """``dphi/dw^T lam`` at the pass's own point: with its output ``x_next`` known, a stage
+    can skip recomputing its forward map (``Stage.vjp_with_output``)."""
+    if x_next is None:
+        return stage.vjp_w(w, x, lam)
+    return stage.vjp_with_output(w, x, x_next, lam, need_x=False)[0]
+
+
+def _grad_x(stage, w, x, lam, x_next):
+    """``dphi/dx^T lam`` at the pass's own point (see :func:`_grad_w`)."""
+    if x_next is None:
+        return stage.vjp_x(w, x, lam)
+    return stage.vjp_with_output(w, x, x_next, lam, need_w=False)[1]
+
+
 _ONE_NEWTON_STEP = Inner("newton", iters=1, tol=0.0)
 
 
@@ -471,10 +487,10 @@ class _GBP(Rule):
         return c * h.grad(x, data)
 
     def states(self, stage, w, x, lam, c, inner, x_next=None):
-        return c * stage.vjp_x(w, x, lam)
+        return c * _grad_x(stage, w, x, lam, x_next)
 
     def weights(self, stage, w, x, lam, c, inner, x_next=None, reg=None):
-        g = stage.vjp_w(w, x, lam)
+        g = _grad_w(stage, w, x, lam, x_next)
         return c * (g if reg is None else g + reg.grad(w))
 
 
@@ -496,11 +512,15 @@ class _MBP(Rule):
     def states(self, stage, w, x, lam, c, inner, x_next=None):
         if stage.affine_x:
             return c * stage.vjp_x(w, x, lam)
+        closed = getattr(stage, "moreau_grad_x", None)
+        if closed is not None:  # the stage solves its state subproblem exactly
+            return closed(w, x, lam, c)
         hess = getattr(stage, "hess_x", None)
         return prox_direction(
             lambda z: float(np.vdot(lam, stage.forward(w, z))),
             lambda z: stage.vjp_x(w, z, lam), x, c, inner,
             f_z=None if x_next is None else float(np.vdot(lam, x_next)),
+            grad_z=None if x_next is None else _grad_x(stage, w, x, lam, x_next),
             hess_f=None if hess is None else (lambda z: hess(w, z, lam)))
 
     def weights(self, stage, w, x, lam, c, inner, x_next=None, reg=None):
@@ -510,7 +530,13 @@ class _MBP(Rule):
             # lam^T phi(., x) is linear with gradient B^T lam: the subproblem's solution is
             # u = prox_{c r}(w - c B^T lam), and grad env = w - u (D.6, exact)
             return w - reg.prox(w - c * stage.vjp_w(w, x, lam), c)
+        own = getattr(stage, "moreau_grad_w", None)
+        if own is not None:  # the stage's own (cheaper or exact) solve, when it has one here
+            g = own(w, x, lam, c, inner, x_next, reg)
+            if g is not None:
+                return g
         hess = getattr(stage, "hess_w", None)
+        g_z = None if x_next is None else _grad_w(stage, w, x, lam, x_next)
         if reg is None:
             f = lambda z: float(np.vdot(lam, stage.forward(z, x)))  # noqa: E731
             grad = lambda z: stage.vjp_w(z, x, lam)  # noqa: E731
@@ -519,11 +545,12 @@ class _MBP(Rule):
             f = lambda z: float(np.vdot(lam, stage.forward(z, x))) + reg.value(z)  # noqa: E731
             grad = lambda z: stage.vjp_w(z, x, lam) + reg.grad(z)  # noqa: E731
             f_z = None if x_next is None else float(np.vdot(lam, x_next)) + reg.value(w)
+            g_z = None if g_z is None else g_z + reg.grad(w)
             if hess is not None:
                 hess_phi, hess_r = hess, reg.hess
                 hess = None if reg.hess(w) is None else (  # noqa: E731
                     lambda z, x_, lam_: hess_phi(z, x_, lam_) + hess_r(z))
-        return prox_direction(f, grad, w, c, inner, f_z=f_z,
+        return prox_direction(f, grad, w, c, inner, f_z=f_z, grad_z=g_z,
                               hess_f=None if hess is None else (lambda z: hess(z, x, lam)))
 
 

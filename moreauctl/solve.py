@@ -25,6 +25,11 @@ Methods registered by this package
     and learning rate ``step``.
 ``"ipopt"``
     IPOPT on the multiple-shooting transcription (:mod:`moreauctl.ipopt`).
+``"lbfgs"``
+    scipy's L-BFGS-B on the compiled gradient (:mod:`moreauctl.lbfgs`).
+``"ilqr"``, ``"ddp"``
+    iLQR (Gauss-Newton) and DDP Riccati passes on the compiled chain
+    (:mod:`moreauctl.ilqr`).
 
 ``sorted(moreauctl.METHODS)`` lists every registered name.
 """
@@ -38,8 +43,12 @@ from typing import Any, Callable, Iterable, Mapping, Optional
 import numpy as np
 
 from . import _validate as v
+from ._progress import progress as _progress
 from . import ipopt  # noqa: F401  (registers the "ipopt" solver method)
+from . import ilqr  # noqa: F401  (registers the "ilqr" and "ddp" solver methods)
+from . import lbfgs  # noqa: F401  (registers the "lbfgs" solver method)
 from . import oracles  # noqa: F401  (registers the oracles and their methods)
+from .optimizers import projected
 from .registry import METHODS, OPTIMIZERS, ORACLES, get_method
 from .result import STATUS, History, SolveResult, nonfinite_start_message
 
@@ -72,19 +81,13 @@ class IterationInfo:
     epoch: Optional[int] = None
 
 
-def _progress(total, verbose, desc, unit="it"):
-    if not verbose:
-        return None
-    from tqdm.auto import tqdm
-    # delay: short runs print nothing; long ones show a bar on stderr.
-    return tqdm(total=total, desc=desc, delay=1.0, leave=False, unit=unit)
-
-
 class _Loop:
     """State shared by the two modes of :func:`minimize` (kept out of its signature)."""
 
-    def __init__(self, chain, oracle, optimizer, w, line_search, max_backtracks, callback):
+    def __init__(self, chain, oracle, optimizer, w, line_search, max_backtracks, callback,
+                 box=None):
         self.chain, self.oracle, self.optimizer = chain, oracle, optimizer
+        self.box = box
         self.w = w
         self.state = optimizer.init(w)
         self.ostate = oracle.init(w)
@@ -117,7 +120,11 @@ class _Loop:
                 s *= 0.5
             else:
                 return None
-        self.w = self.w - s * delta
+        # s == 1 (no line search): skip the product, the same bits with one pass less over w
+        self.w = self.w - delta if s == 1.0 else self.w - s * delta
+        if self.box is not None:
+            # w - (w - P(z)) can round one ulp past a bound; the box must hold exactly
+            np.clip(self.w, self.box[0], self.box[1], out=self.w)
         return s
 
     def notify(self, k, cost, direction, epoch=None) -> bool:
@@ -140,8 +147,8 @@ def minimize(chain, oracle, optimizer, w0, *, iters: Optional[int] = None, data=
              eval_data=None, line_search: Optional[str] = None,
              callback: Optional[Callable[[IterationInfo], Any]] = None, gtol: float = 0.0,
              divergence_factor: float = 1e8, max_backtracks: int = 60, verbose: bool = True,
-             label: str = "", method: str = "", settings: Optional[Mapping[str, Any]] = None
-             ) -> SolveResult:
+             label: str = "", method: str = "", settings: Optional[Mapping[str, Any]] = None,
+             bounds=None) -> SolveResult:
     """Minimize ``h(f(w, x0); data)`` from ``w0`` with an oracle's directions and an optimizer.
 
     Parameters
@@ -183,6 +190,15 @@ def minimize(chain, oracle, optimizer, w0, *, iters: Optional[int] = None, data=
         For the progress bar and the result.
     settings : mapping, optional
         Stored in the result (what the caller chose).
+    bounds : (ndarray, ndarray), optional
+        A box ``(lower, upper)`` of flat ``(n,)`` arrays (``-inf``/``inf`` for free
+        entries) that every iterate stays in: the optimizer's step is followed by the
+        projection onto the box (:func:`moreauctl.optimizers.projected`; with the Moreau
+        oracle and a stage affine in ``w`` this is exactly the box-constrained weight prox
+        ``argmin_{v in box} alpha lam^T phi(v, x) + |v - w|^2/2``), and the iterate is
+        clipped once more after the move so that it is inside the box bit for bit. With
+        ``line_search="armijo"`` the trial points ``w - s delta`` are convex combinations of
+        ``w`` and the projected point, hence in the box too. ``w0`` must be inside.
 
     Returns
     -------
@@ -195,7 +211,14 @@ def minimize(chain, oracle, optimizer, w0, *, iters: Optional[int] = None, data=
     divergence_factor = v.positive_number("divergence_factor", divergence_factor)
     max_backtracks = v.positive_int("max_backtracks", max_backtracks)
     w = chain.check_params(w0, "w0")
-    loop = _Loop(chain, oracle, optimizer, w, line_search, max_backtracks, callback)
+    box = None
+    if bounds is not None:
+        box = v.box("bounds", bounds, (w.size,), "(n,)")
+        outside = int(np.sum((w < box[0]) | (w > box[1])))
+        if outside:
+            raise ValueError(f"w0 is outside bounds at {outside} entries")
+        optimizer = projected(optimizer, *box)
+    loop = _Loop(chain, oracle, optimizer, w, line_search, max_backtracks, callback, box)
     settings = dict(settings or {})
     if batches is None:
         if epochs is not None:
@@ -459,6 +482,8 @@ def solve(problem, method: str = "gd", step=1.0, iters: Optional[int] = None, *,
                           ("seed", seed), ("callback", callback)):
             if val is not None:
                 raise ValueError(f"{name} does not apply to method {m.name!r}")
+        if hasattr(problem, "start"):
+            w0 = problem.start(w0)  # shape, finite, inside control_bounds (before any compute)
         return m.run(problem, w0=w0, iters=iters, verbose=verbose, options=solver_opts)
     if solver_opts is not None:
         raise ValueError(f"solver_options/ipopt_options apply to solver methods, not {m.name!r}")
@@ -500,7 +525,10 @@ def solve(problem, method: str = "gd", step=1.0, iters: Optional[int] = None, *,
         raise TypeError(f"method {m.name!r}, optimizer {m.optimizer!r}: {e}") from None
     if w0 is None and hasattr(problem, "init_params"):
         w0 = problem.init_params()
+    if hasattr(problem, "start"):
+        w0 = problem.start(w0)  # default: zero projected onto control_bounds
     w0 = chain.layout.zeros() if w0 is None else w0
+    bounds = _flat_bounds(problem, chain)
     n_iters = None if batches is not None else (50 if iters is None else iters)
     settings = _settings(problem, m, step, n_iters, gamma, line_search, stage_weights, opts,
                          opt_kw)
@@ -511,4 +539,14 @@ def solve(problem, method: str = "gd", step=1.0, iters: Optional[int] = None, *,
                     epochs=epochs, eval_data=eval_data, line_search=line_search,
                     callback=callback, gtol=gtol, divergence_factor=divergence_factor,
                     max_backtracks=max_backtracks, verbose=verbose,
-                    label=f"{m.name} T={T}", method=m.name, settings=settings)
+                    label=f"{m.name} T={T}", method=m.name, settings=settings, bounds=bounds)
+
+
+def _flat_bounds(problem, chain):
+    """A problem's ``control_bounds`` (per stage, ``(nw,)`` each) repeated over the stages
+    of the chain's flat layout, or None."""
+    cb = getattr(problem, "control_bounds", None)
+    if cb is None:
+        return None
+    T = chain.horizon
+    return np.tile(cb[0], T), np.tile(cb[1], T)

@@ -41,19 +41,20 @@ PROBLEMS = [(models.pendulum_swingup, 37), (models.cartpole_swingup, 23), (_toy_
 def test_compiled_gradient_passes_equal_casadi(make, T):
     p = make(horizon=T)
     ch, k = p.chain, p.chain.kernels
+    P = ch.params  # dt and the plant's parameters: run-time inputs of every kernel
     w = 0.5 * RNG.normal(size=(T, p.nw))
     X1, X2 = np.empty((T + 1, p.nx)), np.empty((T + 1, p.nx))
     J1 = np.empty((T, ch.njv))
-    h = k.f_forward(w, ch.x0, X1)
+    h = k.f_forward(w, ch.x0, X1, P)
     # storing values changes no state bit; nothing-stored objective is the same number
-    assert k.f_forward_jac(w, ch.x0, X2, J1) == h == k.f_objective(w, ch.x0)
+    assert k.f_forward_jac(w, ch.x0, X2, J1, P) == h == k.f_objective(w, ch.x0, P)
     np.testing.assert_array_equal(X1, X2)
     ref_h, ref_X = naive.forward(p, w)  # CasADi's VM, stage by stage
     assert h == pytest.approx(ref_h, rel=1e-13)
     np.testing.assert_allclose(X1, ref_X, rtol=1e-13, atol=1e-15)
     G1, G2, l1, l2 = np.empty_like(w), np.empty_like(w), np.empty(p.nx), np.empty(p.nx)
-    k.f_backward_gradient(w, X1, G1, l1)
-    k.f_backward_gradient_jac(w, J1, X1, G2, l2)
+    k.f_backward_gradient(w, X1, G1, l1, P)
+    k.f_backward_gradient_jac(w, J1, X1, G2, l2, P)
     ref_G = naive.casadi_gradient(p, w)  # CasADi reverse mode on the symbolic rollout
     for G in (G1, G2):
         np.testing.assert_allclose(G, ref_G, rtol=1e-10, atol=1e-12 * np.abs(ref_G).max())
@@ -74,9 +75,10 @@ def _both_moreau_passes(ch, w, X, o, JV, use_jv):
     l1, l2 = np.empty(ch.nx), np.empty(ch.nx)
     resid = np.empty((w.shape[0] + 1, 2))
     s = o.spec
-    b1 = k.f_backward_moreau_paper(w, X, JV, use_jv, s.gam_h, s.gam, s.alp, s.codes, G1, l1)
+    b1 = k.f_backward_moreau_paper(w, X, JV, use_jv, s.gam_h, s.gam, s.alp, s.codes, G1, l1,
+                                   ch.params)
     b2 = k.f_backward_moreau(w, X, JV, use_jv, s.gam_h, s.gam, s.alp, s.codes, 0, 20, 1e-10,
-                             True, G2, l2, resid)
+                             True, G2, l2, resid, ch.params)
     assert b1 == b2 == -1
     np.testing.assert_array_equal(G1, G2)
     np.testing.assert_array_equal(l1, l2)
@@ -94,7 +96,7 @@ def test_both_moreau_passes_equal_bitwise(make, T, rules):
     G, lam0 = _both_moreau_passes(ch, w, X, o, np.empty((0, ch.njv)), False)
     if ch.store_jacobians:  # fed with stored values: both passes still agree bitwise
         JV = np.empty((T, ch.njv))
-        ch.kernels.f_forward_jac(w, ch.x0, np.empty_like(X), JV)
+        ch.kernels.f_forward_jac(w, ch.x0, np.empty_like(X), JV, ch.params)
         Gj, _ = _both_moreau_passes(ch, w, X, o, JV, True)
         np.testing.assert_allclose(Gj, G, rtol=1e-12, atol=1e-15)
     twin = Chain.backward(ch, w.ravel(), X, None, o.spec)

@@ -556,3 +556,21 @@ def test_step_exponents_and_scheme_checked_before_any_work(capsys):
     with pytest.raises(ValueError, match="unknown scheme 'rk5'"):
         studies.horizon_sweep("pendulum", [10], problem_kwargs={"scheme": "rk5"},
                               progress=False)
+
+
+def test_fixed_time_sweep_compiles_one_module_for_all_horizons():
+    # every cell of a fixed-total-time sweep has its own dt: the built-in plants then get
+    # dt as a run-time kernel input, so all horizons share one generated module (reference:
+    # the same runs with dt compiled in, to rounding)
+    from moreauctl.studies import sweep as sweep_mod
+    res = studies.horizon_sweep("pendulum", [20, 30], {"gd": {"method": "gd", "steps": [0.25]}},
+                                iters=3, scaling="fixed-time", total_time=2.0,
+                                executor="serial", reference=None, progress=False)
+    assert res.settings["problem_kwargs"]["runtime_params"] is True
+    probs = [sweep_mod._get_problem("pendulum", T, res.dts[T], {"runtime_params": True})[0]
+             for T in (20, 30)]
+    assert probs[0].chain.kernels is probs[1].chain.kernels
+    for T, p in zip((20, 30), probs):
+        ref = mc.solve(models.pendulum_swingup(horizon=T, dt=res.dts[T]), "gd", step=0.25,
+                       iters=3, verbose=False)
+        np.testing.assert_allclose(res.grid(T, "gd").winner.costs, ref.costs, rtol=1e-12)

@@ -5,7 +5,7 @@
 Layout: :mod:`.args` holds the argument types and option groups shared by every
 sub-command (and by the scripts in ``demos/``); each sub-command is one module with
 ``add_parser(subparsers)`` and ``run(args) -> exit code``: :mod:`.swingup`, :mod:`.demo`,
-:mod:`.sweep`. Imports go one way: ``args`` <- sub-commands <- this package.
+:mod:`.sweep`, :mod:`.train`. Imports go one way: ``args`` <- sub-commands <- this package.
 """
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ import signal
 import sys
 from typing import Optional, Sequence
 
-from . import demo, sweep, swingup
+from . import demo, sweep, swingup, train
 
 __all__ = ["main", "build_parser", "SUBCOMMANDS"]
 
 #: sub-command modules, in the order of ``moreauctl --help``
-SUBCOMMANDS = (swingup, demo, sweep)
+SUBCOMMANDS = (swingup, demo, sweep, train)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,8 +36,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError) as e:
-        # Bad settings are the user's to fix: one clear line, no traceback.
+    except (ValueError, TypeError, FileNotFoundError) as e:
+        # Bad settings (or a missing data file) are the user's to fix: one clear line, no
+        # traceback.
         print(f"moreauctl: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:

@@ -25,11 +25,12 @@ from .._io import check_output_dir, check_output_file, write_text_atomic
 from ..discretize import SCHEMES
 from ..studies.grid import check_exponent
 
-__all__ = ["positive_float", "positive_int", "nonnegative_int", "int_list", "exponent_range",
+__all__ = ["positive_float", "nonnegative_float", "positive_int", "nonnegative_int", "int_list",
+           "exponent_range",
            "parse_steps", "steps_arg", "range_arg", "allow_negative_ranges", "add_quiet",
            "add_plant_arg", "add_scheme_arg", "add_problem_args", "make_problem",
            "add_study_arguments", "write_json", "write_json_or_stdout", "check_output_file",
-           "check_output_dir", "report_write_error"]
+           "check_output_dir", "report_write_error", "cost_table"]
 
 
 def _arg_type(parse: Callable[[str], object]) -> Callable[[str], object]:
@@ -204,6 +205,18 @@ def add_study_arguments(parser: argparse.ArgumentParser, *, horizons: str, steps
     parser.add_argument("--executor", default=None, choices=["process", "serial"])
     add_quiet(parser)
     return allow_negative_ranges(parser)
+
+
+def cost_table(costs, every=None, rows: int = 10, head=("iter", "cost")) -> str:
+    """About ``rows`` rows ``iter  cost`` (the last iteration always included); ``head``
+    names the two columns."""
+    n = len(costs)
+    every = every or max(1, (n - 1) // rows)
+    w = max(4, len(head[0]))
+    lines = [f"  {head[0]:>{w}}  {head[1]}"]
+    for k in list(range(0, n, every)) + ([n - 1] if (n - 1) % every else []):
+        lines.append(f"  {k:{w}d}  {costs[k]:.6g}")
+    return "\n".join(lines)
 
 
 def write_json(obj, dest: str) -> None:

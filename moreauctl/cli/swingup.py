@@ -6,6 +6,7 @@
         --json - --plot out.png
     moreauctl swingup --method auglag --step 1024 --gamma 0.5 --kappa 0.1
     moreauctl swingup --method proxprop --step 0.004 --tau 1
+    moreauctl swingup --plant acrobot --horizon 50 --method ddp --animate acrobot.gif
 
 With ``--json -`` the result goes to stdout (the same field names as
 :class:`moreauctl.SolveResult`, plus the settings used) and the log to stderr.
@@ -15,23 +16,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..plots import plot_solve
+from .. import models
+from ..plots import animate, plot_solve
 from ..solve import METHODS, solve
 from .args import (add_oracle_args, add_problem_args, add_quiet, check_output_file,
-                   make_problem, nonnegative_int, oracle_options, positive_float,
+                   cost_table, make_problem, nonnegative_int, oracle_options, positive_float,
                    report_write_error, write_json_or_stdout)
 
 __all__ = ["add_parser", "run", "cost_table"]
-
-
-def cost_table(costs, every=None) -> str:
-    """About ten rows ``iter  cost`` (the last iteration always included)."""
-    n = len(costs)
-    every = every or max(1, (n - 1) // 10)
-    rows = ["  iter  cost"]
-    for k in list(range(0, n, every)) + ([n - 1] if (n - 1) % every else []):
-        rows.append(f"  {k:4d}  {costs[k]:.6g}")
-    return "\n".join(rows)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,7 +33,15 @@ def run(args: argparse.Namespace) -> int:
         check_output_file(args.json, "--json")
     if args.plot:
         check_output_file(args.plot, "--plot")
+    if args.animate:
+        check_output_file(args.animate, "--animate")
     prob = make_problem(args)
+    geometry = None
+    if args.animate:  # before any compute: a plant without a drawing is a usage error
+        geometry = models.GEOMETRY.get(prob.plant.name)
+        if geometry is None:
+            raise SystemExit(f"moreauctl swingup: error: --animate: no drawing for plant "
+                             f"{prob.plant.name!r}; plants with one: {sorted(models.GEOMETRY)}")
     res = solve(prob, method=args.method, step=args.step, iters=args.iters, gamma=args.gamma,
                 line_search=args.line_search, stage_weights=args.stage_weights,
                 oracle_options=oracle_options(args) or None, verbose=not args.quiet)
@@ -62,6 +62,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"wrote {args.plot}", file=out)
         except OSError as e:
             report_write_error("--plot", args.plot, e)
+            ok = False
+    if args.animate:
+        try:
+            n = animate(res.states, geometry, args.animate, prob.dt,
+                        title=f"{prob.name} {args.method}", trail=30)
+            print(f"wrote {args.animate} ({n} frames)", file=out)
+        except OSError as e:
+            report_write_error("--animate", args.animate, e)
             ok = False
     return 0 if ok else 1
 
@@ -84,6 +92,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     add_oracle_args(p)
     p.add_argument("--json", default=None, metavar="PATH|-", help="write the result as JSON")
     p.add_argument("--plot", default=None, metavar="PATH", help="write a figure (PNG/PDF)")
+    p.add_argument("--animate", default=None, metavar="PATH.gif",
+                   help="write an animation of the solution (GIF)")
     add_quiet(p)
     p.set_defaults(func=run)
     return p

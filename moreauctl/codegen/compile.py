@@ -50,30 +50,32 @@ class CasadiStage(Stage):
         Its structure flags.
     """
 
-    def __init__(self, functions: Mapping[str, ca.Function], flags: Mapping[str, object]):
+    def __init__(self, functions: Mapping[str, ca.Function], flags: Mapping[str, object],
+                 params=None):
         self._f = functions
+        self._p = np.zeros(0) if params is None else np.asarray(params, dtype=float)
         self.param_shapes = ((int(flags["NW"]),),)
         self.affine_w = bool(flags["AFFINE_W"])
         self.affine_x = bool(flags["AFFINE_X"])
 
     def forward(self, w, x):
-        return _vec(self._f["_phi"](w, x))
+        return _vec(self._f["_phi"](w, x, self._p))
 
     def vjp(self, w, x, lam):
-        gw, gx = self._f["_vjp"](w, x, lam)
+        gw, gx = self._f["_vjp"](w, x, lam, self._p)
         return _vec(gw), _vec(gx)
 
     def vjp_w(self, w, x, lam):
-        return _vec(self._f["_vjp_w"](w, x, lam))
+        return _vec(self._f["_vjp_w"](w, x, lam, self._p))
 
     def vjp_x(self, w, x, lam):
-        return _vec(self._f["_vjp_x"](w, x, lam))
+        return _vec(self._f["_vjp_x"](w, x, lam, self._p))
 
     def hess_x(self, w, x, lam):
-        return np.asarray(self._f["_hess_xx"](w, x, lam), dtype=float)
+        return np.asarray(self._f["_hess_xx"](w, x, lam, self._p), dtype=float)
 
     def hess_w(self, w, x, lam):
-        return np.asarray(self._f["_hess_ww"](w, x, lam), dtype=float)
+        return np.asarray(self._f["_hess_ww"](w, x, lam, self._p), dtype=float)
 
 
 class CasadiObjective(Objective):
@@ -148,8 +150,14 @@ class CasadiChain(Chain):
     """
 
     def __init__(self, kernels, functions: Mapping[str, ca.Function],
-                 flags: Mapping[str, object], x0, horizon: int):
+                 flags: Mapping[str, object], x0, horizon: int, params=None):
         self.kernels = kernels
+        n_p = int(flags.get("NP", 0))
+        P = np.zeros(0) if params is None else np.array(params, dtype=float).ravel()
+        if P.shape != (n_p,):
+            raise ValueError(f"params has shape {P.shape}; the stage takes (NP,) = ({n_p},)")
+        #: run-time parameters of the stage (dt and the plant's), passed to every kernel
+        self.params = P
         self.functions = dict(functions)
         self.flags = dict(flags)
         self.nx, self.nw = int(flags["NX"]), int(flags["NW"])
@@ -164,7 +172,7 @@ class CasadiChain(Chain):
         x0.setflags(write=False)
         self.x0 = x0
         T = int(horizon)
-        super().__init__(_Repeated(CasadiStage(functions, flags), T),
+        super().__init__(_Repeated(CasadiStage(functions, flags, P), T),
                          CasadiObjective(functions, flags), x0, Layout.homogeneous(T, self.nw))
         self._shape_w, self._shape_flat = (T, self.nw), (T * self.nw,)
         self._shape_X = (T + 1, self.nx)
@@ -209,18 +217,19 @@ class CasadiChain(Chain):
         """``(cost, X)`` with ``X`` of shape ``(T+1, nx)``."""
         _no_data(data)
         X = np.empty(self._shape_X)
-        return float(self.kernels.f_forward(self._W(w), self.x0, X)), X
+        return float(self.kernels.f_forward(self._W(w), self.x0, X, self.params)), X
 
     def objective(self, w, data=None) -> float:
         _no_data(data)
-        return float(self.kernels.f_objective(self._W(w), self.x0))
+        return float(self.kernels.f_objective(self._W(w), self.x0, self.params))
 
     def gradient(self, w, X, data=None):
         """Algo 4 from the states of :meth:`forward`: ``(G (n,), lam0 (nx,))``."""
         _no_data(data)
         G = np.empty(self.layout.size)
         lam0 = np.empty(self.nx)
-        self.kernels.f_backward_gradient(self._W(w), self._X(X), G.reshape(self._shape_w), lam0)
+        self.kernels.f_backward_gradient(self._W(w), self._X(X), G.reshape(self._shape_w), lam0,
+                                         self.params)
         return G, lam0
 
     def value_and_gradient(self, w, data=None):
@@ -232,7 +241,7 @@ class CasadiChain(Chain):
         lam0 = np.empty(self.nx)
         cost = self.kernels.f_value_and_gradient(self._W(w), self.x0, X,
                                                  self._jv(self.store_jacobians),
-                                                 G.reshape(self._shape_w), lam0)
+                                                 G.reshape(self._shape_w), lam0, self.params)
         return float(cost), X, G, lam0
 
     def backward(self, w, X, data, spec: BackwardSpec) -> Backward:
@@ -255,12 +264,12 @@ class CasadiChain(Chain):
             bad = self.kernels.f_backward_pen(
                 W, X, JV, use_jv, float(spec.gam_h), spec.gam, spec.alp, pen_x, pen_w, codes,
                 spec.inner.code, spec.inner.iters, spec.inner.tol, G.reshape(self._shape_w),
-                lam0)
+                lam0, self.params)
         else:
             bad = self.kernels.f_backward_moreau(
                 W, X, JV, use_jv, float(spec.gam_h), spec.gam, spec.alp, codes,
                 spec.inner.code, spec.inner.iters, spec.inner.tol, bool(spec.diagnostics),
-                G.reshape(self._shape_w), lam0, resid)
+                G.reshape(self._shape_w), lam0, resid, self.params)
         return Backward(G, lam0, None if bad < 0 else int(bad),
                         resid if spec.diagnostics else None)
 
@@ -282,9 +291,9 @@ class CasadiChain(Chain):
         X = np.empty(self._shape_X)
         JV = self._jv(self.store_jacobians)
         if self.store_jacobians:
-            cost = k.f_forward_jac(W, self.x0, X, JV)
+            cost = k.f_forward_jac(W, self.x0, X, JV, self.params)
         else:
-            cost = k.f_forward(W, self.x0, X)
+            cost = k.f_forward(W, self.x0, X, self.params)
         if not only_mbp:   # the general pass, fed with the stored values like the fast one
             return float(cost), X, self._backward_general(W, X, spec, codes, JV,
                                                           self.store_jacobians)
@@ -292,7 +301,7 @@ class CasadiChain(Chain):
         lam0 = np.empty(self.nx)
         bad = k.f_backward_moreau_paper(W, X, JV, self.store_jacobians, float(spec.gam_h),
                                         spec.gam, spec.alp, codes, G.reshape(self._shape_w),
-                                        lam0)
+                                        lam0, self.params)
         return float(cost), X, Backward(G, lam0, None if bad < 0 else int(bad))
 
 
@@ -303,16 +312,21 @@ def _has_penalty_lines(spec: BackwardSpec, codes) -> bool:
 
 
 def compile_casadi_chain(stage: ca.Function, objective: ca.Function, x0,
-                         horizon: int) -> CasadiChain:
+                         horizon: int, params=None) -> CasadiChain:
     """Generate, compile (or load from the disk cache) the passes of the chain
-    ``h(phi(w_T, ... phi(w_1, x0)))`` of ``horizon`` copies of ``stage``."""
+    ``h(phi(w_T, ... phi(w_1, x0)))`` of ``horizon`` copies of ``stage``.
+
+    ``stage`` is ``phi(w, x)``, or ``phi(w, x, p)`` with the values ``params`` of ``p``
+    (run-time inputs of the kernels: another value reuses the compiled module)."""
+    if (stage.n_in() == 3) != (params is not None):
+        raise ValueError("give params exactly when the stage has a third input p")
     fns, flags = stage_primitives(stage, objective)
     scalar = {k: fns[k] for k in SCALAR_PRIMITIVES}
     arrays = {k: fns[k] for k in ARRAY_PRIMITIVES}
     consts = "\n".join(f"{k} = {v!r}" for k, v in {**flags, **KERNEL_CONSTANTS}.items())
     extra = consts + "\n\n" + inner_source() + "\n\n" + fused_source(flags)
     module = build_module(arrays, extra_source=extra, tag="chain", scalar_functions=scalar)
-    return CasadiChain(module, fns, flags, x0, horizon)
+    return CasadiChain(module, fns, flags, x0, horizon, params)
 
 
 _CHAINS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -338,8 +352,14 @@ def compile_chain(problem) -> CasadiChain:
         if not hasattr(problem, attr):
             raise TypeError(f"compile_chain needs a ControlProblem (with .{attr}); got "
                             f"{type(problem).__name__}")
-    chain = compile_casadi_chain(problem.stage, problem.objective, problem.x0_chain,
-                                 problem.horizon)
+    if getattr(problem, "runtime_params", False):
+        # dt and the plant's parameters as run-time inputs: a problem with another dt or
+        # parameter values reuses the compiled module
+        chain = compile_casadi_chain(problem.stage_p, problem.objective, problem.x0_chain,
+                                     problem.horizon, problem.stage_params)
+    else:
+        chain = compile_casadi_chain(problem.stage, problem.objective, problem.x0_chain,
+                                     problem.horizon)
     # the time step, for what is defined per unit of time (e.g. the Moreau oracle's
     # gamma_time); compile_casadi_chain's chains have none
     chain.dt = getattr(problem, "dt", None)

@@ -24,6 +24,11 @@ Generated names (all ``@_jit``; ``w`` is ``(T, NW)``, ``X`` is ``(T+1, NX)``):
 ``iters, tol, G, lam0) -> bad``                                lines (compiled when used)
 =============================================================  ============================
 
+Every kernel also takes ``P`` (NP,) LAST (not shown above): the stage's run-time parameters
+(``dt`` and the plant's, :attr:`moreauctl.ControlProblem.stage_p`; empty when the values
+are compiled in). It loads them into scalars ``pp_0, pp_1, ...`` before its loop and passes
+them to every scalar stage primitive, whose last ``NP`` arguments they are.
+
 ``bad`` is the first stage (0-based row) whose output is not finite, ``T`` for the
 objective's line, or -1. The plain-numpy twins of these passes are the methods of
 :class:`moreauctl.chain.Chain` run on the chain's :class:`~moreauctl.codegen.CasadiStage`
@@ -38,6 +43,12 @@ __all__ = ["fused_source", "SCALAR_PRIMITIVES"]
 #: Scalar-form primitives the fused kernels call (built in :mod:`.stages`).
 SCALAR_PRIMITIVES = ("_phi_s", "_phi_jac_s", "_vjp_s", "_vjp_jac_s", "_vjp_x_s", "_vjp_w_s",
                      "_phi_vjp_x_s", "_phi_vjp_w_s", "_h_s", "_h_grad_s")
+
+
+#: Placeholder argument for the stage's run-time parameters (dt, plant parameters) in the
+#: generated calls: :func:`fused_source` replaces it by the scalars ``pp_0, pp_1, ...``
+#: loaded from ``P`` at the top of every kernel (loop invariants), or by nothing.
+PP = ["__PP__"]
 
 
 def _names(prefix: str, n: int) -> List[str]:
@@ -70,10 +81,10 @@ def _forward(nx: int, nw: int, njv: int, store: bool, jac: bool) -> List[str]:
     out.append("for t in range(w.shape[0]):")
     if jac:
         j = _names("j", njv)
-        body = [f"{_lhs(x + j)} = _phi_jac_s({_args(_row('w', 't', nw), x)})"]
+        body = [f"{_lhs(x + j)} = _phi_jac_s({_args(_row('w', 't', nw), x, PP)})"]
         body += [f"JV[t, {i}] = {ji}" for i, ji in enumerate(j)]
     else:
-        body = [f"{_lhs(x)} = _phi_s({_args(_row('w', 't', nw), x)})"]
+        body = [f"{_lhs(x)} = _phi_s({_args(_row('w', 't', nw), x, PP)})"]
     if store:
         body += [f"X[t + 1, {i}] = {xi}" for i, xi in enumerate(x)]
     out += _indent(body, 1)
@@ -88,9 +99,9 @@ def _backward_gradient(nx: int, nw: int, njv: int, jac: bool) -> List[str]:
     out = ["T = G.shape[0]", f"{_lhs(lam)} = _h_grad_s({_args(_row('X', 'T', nx))})",
            "for t in range(T - 1, -1, -1):"]
     if jac:
-        call = f"_vjp_jac_s({_args(_row('w', 't', nw), _row('X', 't', nx), _row('JV', 't', njv), lam)})"
+        call = f"_vjp_jac_s({_args(_row('w', 't', nw), _row('X', 't', nx), _row('JV', 't', njv), lam, PP)})"
     else:
-        call = f"_vjp_s({_args(_row('w', 't', nw), _row('X', 't', nx), lam)})"
+        call = f"_vjp_s({_args(_row('w', 't', nw), _row('X', 't', nx), lam, PP)})"
     body = [f"{_lhs(g + lam)} = {call}"] + [f"G[t, {i}] = {gi}" for i, gi in enumerate(g)]
     out += _indent(body, 1)
     out += [f"lam0[{i}] = {li}" for i, li in enumerate(lam)]
@@ -130,9 +141,9 @@ def _paper_prox(kind: str, n: int, nx: int, c: str, F0: str, g0: List[str], base
         for yi, zi, bi, gi in zip(y, z, base, g0):
             L2 += [f"{yi} = {scale} {gi}", f"{zi} = {bi} + {yi}", f"sq += {yi} * {yi}"]
         if first:
-            L2 += [f"{_lhs(p + q)} = {both}({args_z}, {_args(lam)})"]
+            L2 += [f"{_lhs(p + q)} = {both}({args_z}, {_args(lam, PP)})"]
         else:
-            L2 += [f"{_lhs(p)} = {value}({args_z})"]
+            L2 += [f"{_lhs(p)} = {value}({args_z}, {_args(PP)})"]
         L2 += ["v = 0.0"] + [f"v += {li} * {pi}" for li, pi in zip(lam, p)]
         L2 += [f"Fs = {c} * v + 0.5 * sq"]
         return L2
@@ -176,7 +187,7 @@ def _paper_prox(kind: str, n: int, nx: int, c: str, F0: str, g0: List[str], base
     S += ["else:"]
     C = ["if s_ok != 1.0:"]
     C += _indent([f"{zi} = {bi} - s_ok * {gi}" for zi, bi, gi in zip(z, base, g0)]
-                 + [f"{_lhs(q)} = {grad}({args_z}, {_args(lam)})"], 1)
+                 + [f"{_lhs(q)} = {grad}({args_z}, {_args(lam, PP)})"], 1)
     C += bb_step("s_ok")
     S += _indent(C, 1)
     B += _indent(S, 1)
@@ -232,7 +243,7 @@ def _pen_closed(kind: str, n: int, nx: int, nw: int, wt: List[str], xt: List[str
     jl = _names("jl", n)
     L = [f"{H[a][b]} = 0.0" for a in range(n) for b in range(a, n)] + [f"{j} = 0.0" for j in jl]
     loop = [f"{ei} = 1.0 if i_ == {k} else 0.0" for k, ei in enumerate(e)]
-    loop += [f"{_lhs(lhs)} = _vjp_s({_args(wt, xt, e)})"]
+    loop += [f"{_lhs(lhs)} = _vjp_s({_args(wt, xt, e, PP)})"]
     loop += [f"{H[a][b]} += {row[a]} * {row[b]}" for a in range(n) for b in range(a, n)]
     loop += [f"{jl[a]} += {row[a]} * lv[i_]" for a in range(n)]
     L += ["for i_ in range(NX):"] + _indent(loop, 1)
@@ -273,7 +284,7 @@ def _pen_paper_fn(kind: str, nx: int, nw: int, njv: int) -> List[str]:
         A = ["sq = 0.0"]
         for yi, zi, bi, gi in zip(y, z, base, g0):
             A += [f"{yi} = -{s} * {gi}", f"{zi} = {bi} + {yi}", f"sq += {yi} * {yi}"]
-        return A + [f"{_lhs(p + jv)} = _phi_jac_s({args_z})"]
+        return A + [f"{_lhs(p + jv)} = _phi_jac_s({args_z}, {_args(PP)})"]
     L += ["lo = 0.0", "hi = math.inf", "s = 1.0", "s_ok = 0.0", "done = False",
           "for k_ in range(30):"]
     trial = at("s") + ["v = 0.0"]
@@ -289,7 +300,7 @@ def _pen_paper_fn(kind: str, nx: int, nw: int, njv: int) -> List[str]:
     L += [f"{ui} = c_lin * {li} + pp * ({pi} - {ti})"
           for ui, li, pi, ti in zip(u, lam, p, tgt)]
     lhs = q + rest if kind == "w" else rest + q
-    L += [f"{_lhs(lhs)} = _vjp_jac_s({args_z}, {_args(jv)}, {_args(u)})"]
+    L += [f"{_lhs(lhs)} = _vjp_jac_s({args_z}, {_args(jv, u, PP)})"]
     L += ["sy = 0.0", "ss = 0.0"]
     for yi, qi, gi in zip(y, q, g0):
         L += [f"{yi} = -s_ok * {gi}", f"{qi} = {qi} + qq * {yi}",
@@ -317,19 +328,19 @@ def _pen_gn_fn(kind: str, nx: int, nw: int, njv: int) -> List[str]:
 
     def value_at(step: str) -> List[str]:
         V = [f"{zi} = {bi} + ({yi} + {step} * {di})" for zi, bi, yi, di in zip(z, base, y, d)]
-        V += [f"{_lhs(p + jv)} = _phi_jac_s({args_z})", "Fs = 0.0"]
+        V += [f"{_lhs(p + jv)} = _phi_jac_s({args_z}, {_args(PP)})", "Fs = 0.0"]
         V += [f"Fs += 0.5 * ({pi} - {ti}) * ({pi} - {ti})" for pi, ti in zip(p, tgt)]
         return V
     L = [f"{v} = 0.0" for v in y + d] + ["gn0 = 0.0", "s = 0.0"] + value_at("s") + ["Fy = Fs"]
     body = [f"{_lhs(g + rest if kind == 'w' else rest + g)} = "
             f"_vjp_jac_s({args_z}, {_args(jv)}, "
-            + _args([f"{pi} - {ti}" for pi, ti in zip(p, tgt)]) + ")"]
+            + _args([f"{pi} - {ti}" for pi, ti in zip(p, tgt)], PP) + ")"]
     body += ["gn = math.sqrt(" + " + ".join(f"{ga} * {ga}" for ga in g) + ")",
              "if it_ == 0:", "    gn0 = gn", "if not (gn > tol * gn0):", "    break"]
     body += [f"{H[a][b]} = 0.0" for a in range(n) for b in range(a, n)]
     loop = [f"{ei} = 1.0 if i_ == {k} else 0.0" for k, ei in enumerate(e)]
     loop += [f"{_lhs(r + rest if kind == 'w' else rest + r)} = "
-             f"_vjp_jac_s({args_z}, {_args(jv)}, {_args(e)})"]
+             f"_vjp_jac_s({args_z}, {_args(jv, e, PP)})"]
     loop += [f"{H[a][b]} += {r[a]} * {r[b]}" for a in range(n) for b in range(a, n)]
     body += ["for i_ in range(NX):"] + _indent(loop, 1)
     body += [f"{H[b][a]} = {H[a][b]}" for a in range(n) for b in range(a + 1, n)]
@@ -353,7 +364,7 @@ def _pen_paper_signature(kind: str, nx: int, nw: int) -> str:
     n = nx if kind == "x" else nw
     args = _args(_names("w", nw), _names("x", nx), _names("l", nx), _names("tg", nx),
                  _names("g0", n))
-    return f"_pen_paper_{kind}({args}, c_lin, pp, qq, F0)"
+    return f"_pen_paper_{kind}({args}, c_lin, pp, qq, F0, __PP__)"
 
 
 def _pen_or(rule: str, pens: str, kind: str, n: int, nx: int, nw: int, c: str,
@@ -385,8 +396,8 @@ def _pen_or(rule: str, pens: str, kind: str, n: int, nx: int, nw: int, c: str,
     paper += [f"F0p += c_lin * {li} * X[t + 1, {i}] + 0.5 * pp * (X[t + 1, {i}] - {ti}) * "
               f"(X[t + 1, {i}] - {ti})" for i, (li, ti) in enumerate(zip(lam, tgt))]
     paper += [f"{_lhs(out)} = _pen_paper_{kind}({_args(wt, xt, lam, tgt, g0)}, c_lin, pp, "
-              f"qq, F0p)"]
-    gn = [f"{_lhs(out)} = _pen_gn_{kind}({_args(wt, xt, tgt)}, iters, tol)"]
+              f"qq, F0p, __PP__)"]
+    gn = [f"{_lhs(out)} = _pen_gn_{kind}({_args(wt, xt, tgt)}, iters, tol, __PP__)"]
     body += ["if inner == INNER_PAPER:"] + _indent(paper, 1) + ["else:"] + _indent(gn, 1)
     return L + _indent(body, 1) + ["else:"] + _indent(other, 1)
 
@@ -395,7 +406,7 @@ def _array_prox(kind: str, n: int, c: str, F0: str, g0: List[str], out: List[str
     """A subproblem solved by the array-form ``_prox`` (inner "gd"/"newton"; see
     :mod:`moreauctl.codegen.inner`) from the loop's scalars, copied into ``wv, xv, lv``."""
     L = [f"gv[{i}] = {g}" for i, g in enumerate(g0)]
-    L += [f"_prox({kind}, {c}, wv, xv, lv, {n}, {F0}, gv, inner, iters, tol, y, buf)"]
+    L += [f"_prox({kind}, {c}, wv, xv, lv, P, {n}, {F0}, gv, inner, iters, tol, y, buf)"]
     L += [f"{o} = -y[{i}]" for i, o in enumerate(out)]
     return L
 
@@ -404,7 +415,7 @@ def _residual_lines(kind: str, n: int, c: str, out: List[str], col: int) -> List
     """Diagnostics: ``|grad F(y)|`` at the solution ``y = -out``."""
     return (["if diagnostics:"]
             + _indent([f"y[{i}] = -{o}" for i, o in enumerate(out)]
-                      + [f"resid[t, {col}] = _residual({kind}, {c}, wv, xv, lv, y, {n}, buf)"], 1))
+                      + [f"resid[t, {col}] = _residual({kind}, {c}, wv, xv, lv, P, y, {n}, buf)"], 1))
 
 
 def _backward_moreau(nx: int, nw: int, njv: int, store: bool, affine_w: bool,
@@ -452,13 +463,13 @@ def _backward_moreau(nx: int, nw: int, njv: int, store: bool, affine_w: bool,
     if general:
         # a quadratic h is solved exactly by one Newton step, whatever the inner algorithm
         out += _indent(["if QUAD_H:",
-                        "    _prox(KIND_H, gam_h, wv, xT, lv, NX, gam_h * one[0], gxv, "
+                        "    _prox(KIND_H, gam_h, wv, xT, lv, P, NX, gam_h * one[0], gxv, "
                         "INNER_NEWTON, 1, 0.0, y, buf)",
                         "else:",
-                        "    _prox(KIND_H, gam_h, wv, xT, lv, NX, gam_h * one[0], gxv, inner, "
+                        "    _prox(KIND_H, gam_h, wv, xT, lv, P, NX, gam_h * one[0], gxv, inner, "
                         "iters, tol, y, buf)",
                         "if diagnostics:",
-                        "    resid[T, 0] = _residual(KIND_H, gam_h, wv, xT, lv, y, NX, buf)"], 1)
+                        "    resid[T, 0] = _residual(KIND_H, gam_h, wv, xT, lv, P, y, NX, buf)"], 1)
     else:
         out += ["    _prox_h(gam_h, xT, gam_h * one[0], gxv, y, buf)"]
     out += ["    for i in range(NX):",
@@ -476,10 +487,10 @@ def _backward_moreau(nx: int, nw: int, njv: int, store: bool, affine_w: bool,
         body += [f"wv[{i}] = {v}" for i, v in enumerate(wt)]
         body += [f"xv[{i}] = {v}" for i, v in enumerate(xt)]
         body += [f"lv[{i}] = {v}" for i, v in enumerate(lam)]
-    vjp_x = f"_vjp_s({_args(wt, xt, lam)})"
+    vjp_x = f"_vjp_s({_args(wt, xt, lam, PP)})"
     if store:
         body += ["if use_jv:",
-                 f"    {_lhs(gw + gx)} = _vjp_jac_s({_args(wt, xt, _row('JV', 't', njv), lam)})",
+                 f"    {_lhs(gw + gx)} = _vjp_jac_s({_args(wt, xt, _row('JV', 't', njv), lam, PP)})",
                  "else:",
                  f"    {_lhs(gw + gx)} = {vjp_x}"]
     else:
@@ -523,7 +534,7 @@ def _backward_moreau(nx: int, nw: int, njv: int, store: bool, affine_w: bool,
     return out
 
 
-def _def(signature: str, doc: str, body: List[str]) -> str:
+def _def_plain(signature: str, doc: str, body: List[str]) -> str:
     return "\n".join(["@_jit", f"def {signature}:", f'    """{doc}"""'] + _indent(body, 1)) + "\n"
 
 
@@ -544,7 +555,15 @@ def fused_source(flags: Dict[str, object]) -> str:
         (``_h``, ``_h_grad``, ``_prox_h``, the ``RULE_*``/``KIND_*``/``INNER_*`` codes) in scope.
     """
     nx, nw, njv = int(flags["NX"]), int(flags["NW"]), int(flags["NJV"])
+    n_p = int(flags.get("NP", 0))
     store = bool(flags["STORE_JAC"])
+    pp = _names("pp", n_p)
+
+    def _def(signature: str, doc: str, body: List[str]) -> str:
+        # every kernel takes the run-time parameters P (NP,) last and keeps them in scalars
+        sig = signature[:-1] + ", P)"
+        return _def_plain(sig, doc, [f"{v} = P[{i}]" for i, v in enumerate(pp)] + body)
+
     parts = [
         "# ---- fused loop kernels, generated by moreauctl.codegen.fused for this chain ----",
         _def("f_forward(w, x0, X)", "Twin of forward: fills X (T+1, NX), returns h(x_T).",
@@ -562,21 +581,22 @@ def fused_source(flags: Dict[str, object]) -> str:
              _backward_gradient(nx, nw, njv, jac=True)),
     ]
     if store:
-        vg = ["hv = f_forward_jac(w, x0, X, JV)", "f_backward_gradient_jac(w, JV, X, G, lam0)",
-              "return hv"]
+        vg = ["hv = f_forward_jac(w, x0, X, JV, P)",
+              "f_backward_gradient_jac(w, JV, X, G, lam0, P)", "return hv"]
     else:
-        vg = ["hv = f_forward(w, x0, X)", "f_backward_gradient(w, X, G, lam0)", "return hv"]
+        vg = ["hv = f_forward(w, x0, X, P)", "f_backward_gradient(w, X, G, lam0, P)",
+              "return hv"]
     parts.append(_def("f_value_and_gradient(w, x0, X, JV, G, lam0)",
                       "Forward and gradient backward pass in one call (JV is scratch of "
                       "shape (T, NJV), unused when STORE_JAC is False).", vg))
-    for kind in ("x", "w"):
-        parts.append(_def(_pen_paper_signature(kind, nx, nw),
-                          f"The paper inner algorithm on an IBP/ALBP {kind}-line (f_backward_pen).",
-                          _pen_paper_fn(kind, nx, nw, njv)))
+    for kind in ("x", "w"):   # helpers of f_backward_pen: the run-time parameters as scalars
+        parts.append(_def_plain(_pen_paper_signature(kind, nx, nw),
+                                f"The paper inner algorithm on an IBP/ALBP {kind}-line.",
+                                _pen_paper_fn(kind, nx, nw, njv)))
         args = _args(_names("w", nw), _names("x", nx), _names("tg", nx))
-        parts.append(_def(f"_pen_gn_{kind}({args}, iters, tol)",
-                          f"Gauss-Newton plain inverse of a {kind}-line (f_backward_pen).",
-                          _pen_gn_fn(kind, nx, nw, njv)))
+        parts.append(_def_plain(f"_pen_gn_{kind}({args}, iters, tol, __PP__)",
+                                f"Gauss-Newton plain inverse of a {kind}-line.",
+                                _pen_gn_fn(kind, nx, nw, njv)))
     moreau = (nx, nw, njv, store, bool(flags["AFFINE_W"]), bool(flags["AFFINE_X"]),
               bool(flags["QUAD_H"]))
     parts.append(_def(
@@ -604,4 +624,5 @@ def fused_source(flags: Dict[str, object]) -> str:
         # check bounds)
         ["diagnostics = False", "resid = np.empty((w.shape[0] + 1, 2))"]
         + _backward_moreau(*moreau, general=True, pen=True)))
-    return "\n\n".join(parts)
+    text = "\n\n".join(parts)
+    return text.replace(", __PP__", "".join(", " + v for v in pp))

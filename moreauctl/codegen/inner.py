@@ -6,12 +6,12 @@ need works on small arrays and is emitted here, into the same generated module (
 compiles it with the chain's stage and caches it on disk):
 
 =====================================================  =====================================
-``_sub_value(kind, c, w, x, lam, y, n, z, p, one)``    ``F(y)`` of subproblem ``kind``
-``_sub_grad(kind, c, w, x, lam, y, n, z, out)``        ``grad F(y)`` into ``out[:n]``
-``_sub_hess(kind, c, w, x, lam, y, n, z, H)``          ``hess F(y)``, column-major
-``_prox(kind, c, w, x, lam, n, F0, g0, inner, iters,`` inner algorithms "gd" and "newton" (and
+``_sub_value(kind, c, w, x, lam, P, y, n, z, p, one)``    ``F(y)`` of subproblem ``kind``
+``_sub_grad(kind, c, w, x, lam, P, y, n, z, out)``        ``grad F(y)`` into ``out[:n]``
+``_sub_hess(kind, c, w, x, lam, P, y, n, z, H)``          ``hess F(y)``, column-major
+``_prox(kind, c, w, x, lam, P, n, F0, g0, inner, iters,`` inner algorithms "gd" and "newton" (and
 ``tol, y, buf)``                                       "paper" for the objective's subproblem)
-``_residual(kind, c, w, x, lam, y, n, buf)``           ``|grad F(y)|``
+``_residual(kind, c, w, x, lam, P, y, n, buf)``           ``|grad F(y)|``
 ``_prox_h(c, x, F0, g0, y, buf)``                      the objective's subproblem as the
                                                        "paper" passes solve it
 =====================================================  =====================================
@@ -21,9 +21,10 @@ with ``F(y) = c f(base + y) + |y|^2/2`` and the kinds of :mod:`moreauctl.rules`
 ``KIND_W``: ``f = lam^T phi(., x)``, base ``w``). ``grad env(c f)(base) = -y``.
 
 The text expects, in the generated module: ``NX, NW, QUAD_H``, the codes of
-:data:`moreauctl.rules.KERNEL_CONSTANTS`, and the array primitives ``_phi(w, x, out)``,
-``_vjp_x(w, x, lam, out)``, ``_vjp_w(w, x, lam, out)``, ``_h(x, out)``, ``_h_grad(x, out)``,
-``_h_hess(x, out)``, ``_hess_xx(w, x, lam, out)``, ``_hess_ww(w, x, lam, out)`` (see
+:data:`moreauctl.rules.KERNEL_CONSTANTS`, and the array primitives ``_phi(w, x, P, out)``,
+``_vjp_x(w, x, lam, P, out)``, ``_vjp_w(w, x, lam, P, out)``, ``_h(x, out)``, ``_h_grad(x, out)``,
+``_h_hess(x, out)``, ``_hess_xx(w, x, lam, P, out)``, ``_hess_ww(w, x, lam, P, out)`` (``P``:
+the stage's run-time parameters) (see
 :func:`moreauctl.codegen.stages.stage_primitives`). Its plain-numpy twin is
 :func:`moreauctl.rules.prox_direction`.
 """
@@ -41,7 +42,7 @@ from moreauctl._kernels.linalg import dot as _dot
 
 
 @_jit
-def _sub_value(kind, c, w, x, lam, y, n, z, p, one):
+def _sub_value(kind, c, w, x, lam, P, y, n, z, p, one):
     """F(y) of the subproblem `kind`. z, p, one: scratch."""
     sq = 0.0
     for i in range(n):
@@ -54,14 +55,14 @@ def _sub_value(kind, c, w, x, lam, y, n, z, p, one):
     elif kind == KIND_X:
         for i in range(NX):
             z[i] = x[i] + y[i]
-        _phi(w, z, p)
+        _phi(w, z, P, p)
         v = 0.0
         for i in range(NX):
             v += lam[i] * p[i]
     else:
         for i in range(NW):
             z[i] = w[i] + y[i]
-        _phi(z, x, p)
+        _phi(z, x, P, p)
         v = 0.0
         for i in range(NX):
             v += lam[i] * p[i]
@@ -69,7 +70,7 @@ def _sub_value(kind, c, w, x, lam, y, n, z, p, one):
 
 
 @_jit
-def _sub_grad(kind, c, w, x, lam, y, n, z, out):
+def _sub_grad(kind, c, w, x, lam, P, y, n, z, out):
     """grad F(y) of the subproblem `kind` into out[:n]."""
     if kind == KIND_H:
         for i in range(NX):
@@ -78,17 +79,17 @@ def _sub_grad(kind, c, w, x, lam, y, n, z, out):
     elif kind == KIND_X:
         for i in range(NX):
             z[i] = x[i] + y[i]
-        _vjp_x(w, z, lam, out)
+        _vjp_x(w, z, lam, P, out)
     else:
         for i in range(NW):
             z[i] = w[i] + y[i]
-        _vjp_w(z, x, lam, out)
+        _vjp_w(z, x, lam, P, out)
     for i in range(n):
         out[i] = c * out[i] + y[i]
 
 
 @_jit
-def _sub_hess(kind, c, w, x, lam, y, n, z, H):
+def _sub_hess(kind, c, w, x, lam, P, y, n, z, H):
     """Hessian of the subproblem `kind` at y into H[:n*n] (column-major)."""
     if kind == KIND_H:
         for i in range(NX):
@@ -97,11 +98,11 @@ def _sub_hess(kind, c, w, x, lam, y, n, z, H):
     elif kind == KIND_X:
         for i in range(NX):
             z[i] = x[i] + y[i]
-        _hess_xx(w, z, lam, H)
+        _hess_xx(w, z, lam, P, H)
     else:
         for i in range(NW):
             z[i] = w[i] + y[i]
-        _hess_ww(z, x, lam, H)
+        _hess_ww(z, x, lam, P, H)
     for k in range(n * n):
         H[k] *= c
     for i in range(n):
@@ -172,7 +173,7 @@ def _paper_prox_h(c, x, F0, g0, out, z, p, g1):
 
 
 @_jit
-def _prox(kind, c, w, x, lam, n, F0, g0, inner, iters, tol, y, buf):
+def _prox(kind, c, w, x, lam, P, n, F0, g0, inner, iters, tol, y, buf):
     """Approximately solve min_y F(y) from y = 0 with the inner algorithm `inner` ("gd" or
     "newton"; "paper" only for KIND_H: the state and weight lines inline it).
 
@@ -208,13 +209,13 @@ def _prox(kind, c, w, x, lam, n, F0, g0, inner, iters, tol, y, buf):
     gn0 = math.sqrt(g0n)
     for it in range(iters):
         if it > 0:
-            _sub_grad(kind, c, w, x, lam, y, n, z, g)
+            _sub_grad(kind, c, w, x, lam, P, y, n, z, g)
         gn = math.sqrt(_dot(g, g, n))
         if not (gn > tol * gn0):  # also stops on NaN, reported by the caller
             break
         used_newton = False
         if inner == INNER_NEWTON:
-            _sub_hess(kind, c, w, x, lam, y, n, z, H)
+            _sub_hess(kind, c, w, x, lam, P, y, n, z, H)
             for i in range(n):
                 yt[i] = -g[i]
             used_newton = _cholesky_solve(H, n, yt, d, L)
@@ -227,7 +228,7 @@ def _prox(kind, c, w, x, lam, n, F0, g0, inner, iters, tol, y, buf):
         for _ in range(50):
             for i in range(n):
                 yt[i] = y[i] + s * d[i]
-            Fs = _sub_value(kind, c, w, x, lam, yt, n, z, p, one)
+            Fs = _sub_value(kind, c, w, x, lam, P, yt, n, z, p, one)
             if Fs <= Fy + 1e-4 * s * slope:
                 accepted = True
                 break
@@ -240,10 +241,10 @@ def _prox(kind, c, w, x, lam, n, F0, g0, inner, iters, tol, y, buf):
 
 
 @_jit
-def _residual(kind, c, w, x, lam, y, n, buf):
+def _residual(kind, c, w, x, lam, P, y, n, buf):
     """|grad F(y)|: optimality residual of an inner solution."""
     r = buf[8]
-    _sub_grad(kind, c, w, x, lam, y, n, buf[3], r)
+    _sub_grad(kind, c, w, x, lam, P, y, n, buf[3], r)
     return math.sqrt(_dot(r, r, n))
 
 

@@ -235,7 +235,7 @@ def _apply(op: int, args: List[ca.SX]) -> ca.SX:
     raise NotImplementedError(f"instruction with {len(args)} operands (op {op})")
 
 
-def _replay(stage: ca.Function, w: ca.SX, x: ca.SX) -> _Replay:
+def _replay(stage: ca.Function, w: ca.SX, x: ca.SX, p: ca.SX = None) -> _Replay:
     """Evaluate ``stage``'s instruction list on SX symbols, twice side by side.
 
     Parameters
@@ -249,7 +249,7 @@ def _replay(stage: ca.Function, w: ca.SX, x: ca.SX) -> _Replay:
     -------
     _Replay
     """
-    inputs = (w, x)
+    inputs = (w, x) if p is None else (w, x, p)
     fwd: Dict[int, ca.SX] = {}   # work slot -> node of the forward replica
     lin: Dict[int, ca.SX] = {}   # work slot -> node of the linearised graph
     # Work slots are reused by CasADi, so an argument is identified by the instruction that
@@ -356,8 +356,8 @@ def _check_stage(stage: ca.Function) -> Tuple[int, int]:
     """Validate ``stage`` and return ``(nw, nx)``."""
     if not isinstance(stage, ca.Function) or not stage.is_a("SXFunction"):
         raise TypeError(f"stage must be an SX casadi.Function; got {stage!r}")
-    if stage.n_in() != 2 or stage.n_out() != 1:
-        raise ValueError(f"stage must map (w, x) -> x_next; got {stage}")
+    if stage.n_in() not in (2, 3) or stage.n_out() != 1:
+        raise ValueError(f"stage must map (w, x) or (w, x, p) -> x_next; got {stage}")
     for sp, what in ((stage.sparsity_in(0), "w"), (stage.sparsity_in(1), "x"),
                      (stage.sparsity_out(0), "phi")):
         if not (sp.is_dense() and sp.is_column()):
@@ -398,8 +398,9 @@ def split_transcendentals(stage: ca.Function) -> Tuple[ca.Function, ca.Function,
     nw, nx = _check_stage(stage)
     w = ca.SX.sym("w", nw)
     x = ca.SX.sym("x", nx)
+    p = ca.SX.sym("p", stage.size1_in(2) if stage.n_in() == 3 else 0)
     lam = ca.SX.sym("lam", stage.size1_out(0))
-    rep = _replay(stage, w, x)
+    rep = _replay(stage, w, x, p)
 
     # Reverse mode of the linearised graph: CasADi's own rules, no stored op in sight.
     g = ca.gradient(ca.dot(lam, rep.phi_lin), ca.vertcat(w, x))
@@ -409,8 +410,14 @@ def split_transcendentals(stage: ca.Function) -> Tuple[ca.Function, ca.Function,
     s_sym = ca.vertcat(*[site.syms[n] for site, n in kept]) if kept else ca.SX(0, 1)
     s_fwd = ca.vertcat(*[_forward_value(site, n) for site, n in kept]) if kept else ca.SX(0, 1)
 
-    phi_s = ca.Function(f"{stage.name()}_s", [w, x], [rep.phi_fwd, s_fwd],
-                        ["w", "x"], ["phi", "s"])
-    vjp_s = ca.Function(f"{stage.name()}_vjp_s", [w, x, s_sym, lam], [g[:nw], g[nw:]],
-                        ["w", "x", "s", "lam"], ["gw", "gx"])
+    if stage.n_in() == 2:
+        phi_s = ca.Function(f"{stage.name()}_s", [w, x], [rep.phi_fwd, s_fwd],
+                            ["w", "x"], ["phi", "s"])
+        vjp_s = ca.Function(f"{stage.name()}_vjp_s", [w, x, s_sym, lam], [g[:nw], g[nw:]],
+                            ["w", "x", "s", "lam"], ["gw", "gx"])
+    else:  # run-time parameters p stay the last input
+        phi_s = ca.Function(f"{stage.name()}_s", [w, x, p], [rep.phi_fwd, s_fwd],
+                            ["w", "x", "p"], ["phi", "s"])
+        vjp_s = ca.Function(f"{stage.name()}_vjp_s", [w, x, s_sym, lam, p],
+                            [g[:nw], g[nw:]], ["w", "x", "s", "lam", "p"], ["gw", "gx"])
     return phi_s, vjp_s, len(kept)

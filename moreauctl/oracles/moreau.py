@@ -50,6 +50,15 @@ Two more choices:
   ``dt`` (the chain's, or ``dt=``): a finer discretization of the same problem keeps the
   same weighting of its physical time (:func:`gamma_per_stage`).
 
+Control bounds (``ControlProblem(control_bounds=...)``): the oracle itself ignores them;
+:func:`moreauctl.minimize` projects the updated iterate onto the box, ``w <- P(w - g)``. For
+a stage affine in ``w`` (``x_t = a(x_{t-1}) + B(x_{t-1}) w_t``, e.g. any Euler-discretized
+plant with additive controls) this *is* the weight prox with the box's indicator added,
+``argmin_{v in box} alp_t lamhat_t^T phi_t(v, x_{t-1}) + |v - w_t|^2 / 2 =
+P(w_t - alp_t B^T lamhat_t)``, exactly; for other stages it is the projection of the
+unconstrained prox (a projected step, the usual approximation), and the state line is
+unchanged.
+
 For small steps every envelope gradient linearizes (``grad env(c f)(z) ~ c grad f(z)``), so
 with the geometric schedule and ``eq52`` the direction of stage ``t`` tends to
 ``alpha gamma^(T-t+1) dh/dw_t``: gradient descent with geometrically decaying per-stage steps.

@@ -20,7 +20,7 @@ from typing import Any, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .._validate import positive_number
+from .._validate import nonnegative_int, positive_number
 from ..result import SolveResult
 from ..solve import solve
 from .executors import runs_in_process
@@ -233,7 +233,8 @@ def _check_shippable(problem, executor):
 
 
 def grid_search(problem, method: str, steps: Sequence[float] = powers_of_two(-10, 10),
-                iters: int = 50, criterion: str = "best", executor: Optional[Executor] = None,
+                iters: Optional[int] = None, criterion: str = "best",
+                executor: Optional[Executor] = None, *, epochs: Optional[int] = None,
                 **solve_kwargs) -> GridResult:
     """Run ``solve(problem, method, step, iters, **solve_kwargs)`` for every step and choose.
 
@@ -244,8 +245,8 @@ def grid_search(problem, method: str, steps: Sequence[float] = powers_of_two(-10
         Any first-order method of :func:`moreauctl.solve`.
     steps : sequence of float
         The grid (default ``2^-10 .. 2^10``).
-    iters : int
-        Iterations ``K`` of every run.
+    iters : int, optional
+        Iterations ``K`` of every run (default 50), for problems without data.
     criterion : {"best", "final", "auc"}
         See :mod:`.metrics`. Failed runs never win.
     executor : concurrent.futures.Executor, optional
@@ -253,9 +254,13 @@ def grid_search(problem, method: str, steps: Sequence[float] = powers_of_two(-10
         compiled kernels release the GIL); a process-based executor needs a picklable
         problem. For many problems or horizons use :func:`horizon_sweep`, which sends only
         names and settings to workers.
+    epochs : int, optional
+        For problems with data (networks): epochs of every run instead of ``iters``; the
+        cost curves then have one entry per epoch (``K = epochs``). For many methods, cells
+        on disk and Dask, see :func:`~moreauctl.studies.training_grid`.
     **solve_kwargs
         Passed to :func:`moreauctl.solve` (``gamma``, ``stage_weights``, ``line_search``,
-        ...); unknown names raise there.
+        ``seed``...); unknown names raise there.
 
     Returns
     -------
@@ -270,11 +275,20 @@ def grid_search(problem, method: str, steps: Sequence[float] = powers_of_two(-10
         raise ValueError("steps is empty; expected at least one step size")
     if "verbose" in solve_kwargs:
         raise ValueError("grid_search runs are always silent; do not pass verbose")
+    if epochs is not None:
+        if iters is not None:
+            raise ValueError("give iters (problems without data) or epochs (networks), not both")
+        solve_kwargs["epochs"] = nonnegative_int("epochs", epochs)
+        iters = solve_kwargs["epochs"]
+        run_iters = None
+    else:
+        iters = 50 if iters is None else nonnegative_int("iters", iters)
+        run_iters = iters
     if executor is None:
-        outs = [_timed_solve(problem, method, s, iters, solve_kwargs) for s in steps]
+        outs = [_timed_solve(problem, method, s, run_iters, solve_kwargs) for s in steps]
     else:
         _check_shippable(problem, executor)
-        futs = [executor.submit(_timed_solve, problem, method, s, iters, solve_kwargs)
+        futs = [executor.submit(_timed_solve, problem, method, s, run_iters, solve_kwargs)
                 for s in steps]
         outs = [f.result() for f in futs]
     records = tuple(StepRecord.from_result(s, res, iters, sec) for s, (res, sec) in zip(steps, outs))
