@@ -181,3 +181,26 @@ def test_proxprop_on_the_linear_part_of_activated_layers():
         ProxPropOracle(ch, tt, split=True)
     whole = ProxPropOracle(ch, tt, tau=tau, split=False)(w, (), data)[0]
     assert mc.relative_error(whole.direction, out.direction) > 1e-6   # a different update
+
+
+def test_proxprop_on_nn_dense_layers_is_frerix_et_al():
+    # moreauctl.nn's Dense exposes its affine part, its pre-activation costate and the dense
+    # closed form: the weight update of every layer vs scipy on Eq. (43) with pre-activation
+    # targets z = A(w, x) - tau sigma'(A) lam
+    from moreauctl import nn
+    ch = Chain([nn.Dense(5, 7, "relu"), nn.Dense(7, 3, "tanh"), nn.Dense(3, 2)], Squared(),
+               x0=lambda data: data[0])
+    data = make_data(m=6)
+    w = 0.6 * RNG.normal(size=ch.layout.size)
+    tau, tt = 0.9, 0.4
+    out, _ = ProxPropOracle(ch, tt, tau=tau)(w, (), data)
+    X, lams = _gradient_costates(ch, w, data)
+    for t, st in enumerate(ch.stages):
+        wt = ch.layout.segment(w, t)
+        A = st.affine_part
+        z = A.forward(wt, X[t]) - st.vjp_activation(wt, X[t], tau * lams[t + 1])
+        v = least_squares(lambda v: np.concatenate([np.ravel(A.forward(v, X[t]) - z),
+                                                    (v - wt) / np.sqrt(tt)]),
+                          wt, method="lm", xtol=1e-15, ftol=1e-15, gtol=1e-15).x
+        # (wt - v loses digits to cancellation: the reference is good to ~1e-8)
+        assert mc.relative_error(ch.layout.segment(out.info["g"], t), wt - v) <= 1e-6, t

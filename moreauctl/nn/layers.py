@@ -34,6 +34,7 @@ its Moreau state subproblem exactly (``moreau_grad_x``).
 """
 from __future__ import annotations
 
+import copy
 import threading
 from typing import Tuple
 
@@ -126,6 +127,22 @@ class AffineActivation(Layer):
         """``lam_z = sigma'(z) * lam`` from the output ``y = sigma(z)``."""
         return self.activation.backward(y, lam)
 
+    @property
+    def affine_part(self) -> "AffineActivation":
+        """This layer without its activation (the map ``A``): ProxProp (Frerix et al.) takes
+        its proximal step on it, with the pre-activation costate of :meth:`vjp_activation`."""
+        part = self.__dict__.get("_affine_part")
+        if part is None:
+            part = copy.copy(self)
+            part._set_activation("identity")
+            self._affine_part = part
+        return part
+
+    def vjp_activation(self, w, x, lam) -> np.ndarray:
+        """The costate of the pre-activation, ``sigma'(A(w, x)) * lam``."""
+        y = None if self.activation.linear else self.forward(w, x)
+        return self.preactivation_costate(lam, y)
+
     def vjp_with_output(self, w, x, y, lam, out=None, need_x=True, need_w=True):
         lam_z = self.preactivation_costate(lam, y)
         gx = self.affine_vjp_x(w, lam_z, x.shape) if need_x else None
@@ -187,6 +204,19 @@ class Dense(AffineActivation):
 
     def affine_vjp_x(self, w, lam_z, x_shape=None):
         return lam_z @ self.params(w)[0]
+
+    def normal_solve_w(self, w, x, rhs, a, b):
+        """Solve ``(a J^T J + b I) y = rhs`` for ``J = dA/dw`` (flat ``y``, ``rhs``): with
+        ``A1 = [x, 1]`` (``(m, n_in + 1)``) and ``Y = [dW | db]``, ``Y (a A1^T A1 + b I) =
+        RHS``, one ``(n_in + 1)``-square solve (the closed form of ProxProp's weight prox,
+        :mod:`moreauctl.oracles.proxprop`; ``J`` of the activated layer is not this one: the
+        rules use it on :attr:`affine_part` or when the activation is the identity)."""
+        k = self.n_out * self.n_in
+        R = np.concatenate([rhs[:k].reshape(self.n_out, self.n_in), rhs[k:, None]], axis=1)
+        A1 = np.concatenate([x, np.ones((x.shape[0], 1), dtype=x.dtype)], axis=1)
+        M = a * (A1.T @ A1) + b * np.eye(self.n_in + 1)
+        Y = np.linalg.solve(M, R.T).T           # M is symmetric
+        return np.concatenate([Y[:, :self.n_in].ravel(), Y[:, self.n_in]])
 
     def moreau_grad_w(self, w, x, lam, c, inner, x_next=None, reg=None):
         """The weight line's Moreau step ``grad env(c lam^T phi(., x))(w)``, solved by the
