@@ -15,11 +15,13 @@ $(VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed  ## the main job: pendulum swing-up, GD vs Moreau GD, table + plot
 	$(VENV)/bin/moreauctl demo --out $(OUT)
 
+# pytest-xdist spreads the tests over the cores (compiled kernels are shared through the disk
+# cache): the quick tier takes 2.5 min instead of 4.3 min on 2 cores with an empty cache.
 test: $(VENV)/.installed  ## quick tier (what CI runs); pytest's exit 5 (no tests) is not a failure
-	$(PY) -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+	$(PY) -m pytest -q -n auto; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
 test-all: $(VENV)/.installed  ## every test, slow studies included
-	$(PY) -m pytest -q -m ""
+	$(PY) -m pytest -q -n auto -m ""
 
 BENCH_ARGS ?=
 bench: $(VENV)/.installed  ## peers benchmark (issue 5): benchmarks/results.{json,md}; BENCH_ARGS="--quick" for a smoke run
