@@ -10,6 +10,8 @@ import sys
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "docs", "_ext"))
+import moreauctl_sphinx  # noqa: E402  (docs/_ext: the reference's own Sphinx glue)
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 project = "moreauctl"
@@ -22,6 +24,7 @@ extensions = [
     "numpydoc",
     "myst_parser",
     "sphinx_gallery.gen_gallery",
+    "moreauctl_sphinx",       # docs/_ext: where each object is documented, methods table, --help
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
@@ -32,6 +35,9 @@ master_doc = "index"
 
 # -- API reference -----------------------------------------------------------------------
 autosummary_generate = True
+# Each object is documented once, by the module that defines it (the module template passes
+# :ignore-module-all:), or at its top-level name for moreauctl.__all__; docs/_ext says how.
+autosummary_context = moreauctl_sphinx.template_context()
 autodoc_typehints = "none"           # the numpydoc sections carry the types and shapes
 autodoc_default_options = {"members": True, "inherited-members": False}
 numpydoc_show_class_members = False  # autosummary lists them
@@ -41,7 +47,7 @@ numpydoc_xref_param_type = False
 # other projects (numpy, casadi, scipy...) have no inventory offline, so they are ignored.
 nitpicky = True
 nitpick_ignore_regex = [
-    (r"py:.*", r"(np|numpy|ca|casadi|scipy|matplotlib|dask|concurrent|numba|tqdm|torch)(\..*)?"),
+    (r"py:.*", r"(np|numpy|ca|casadi|scipy|matplotlib|dask|concurrent|numba|tqdm|torch|sklearn|argparse)(\..*)?"),
     (r"py:.*", r"(ndarray|callable|optional|mapping|module|Executor|Path|path-like)"),
 ]
 suppress_warnings = ["myst.header"]

@@ -17,11 +17,11 @@ def cartpole(m_cart: float = 1.0, m_pole: float = 0.1, l: float = 0.5,
     ``g = 9.8``) are those of Barto, Sutton & Anderson (1983), "Neuronlike adaptive elements
     that can solve difficult learning control problems", as corrected by Florian (2007),
     "Correct equations for the dynamics of the cart-pole system", Eqs. (23)-(24) with zero
-    friction:
+    friction::
 
-    ``theta'' = (g sin th + cos th (-F - m_p l om^2 sin th)/(m_c + m_p))
-                / (l (4/3 - m_p cos^2 th / (m_c + m_p)))``
-    ``p'' = (F + m_p l (om^2 sin th - theta'' cos th)) / (m_c + m_p)``
+        theta'' = (g sin th + cos th (-F - m_p l om^2 sin th)/(m_c + m_p))
+                  / (l (4/3 - m_p cos^2 th / (m_c + m_p)))
+        p''     = (F + m_p l (om^2 sin th - theta'' cos th)) / (m_c + m_p)
     """
     x = ca.SX.sym("x", 4)
     u = ca.SX.sym("u", 1)

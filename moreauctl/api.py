@@ -70,7 +70,7 @@ def _flat(a) -> np.ndarray:
 
 
 def check_gradient(problem, w=None, eps: float = 1e-5, return_fd: bool = False):
-    """Relative error of :func:`gradient` against central finite differences.
+    """Relative error of :func:`~moreauctl.gradient` against central finite differences.
 
     Each entry is ``(J(w + eps e_i) - J(w - eps e_i)) / (2 eps)``, so this costs ``2 n``
     objective evaluations (``O(T^2)`` work for control): meant for tests and small sizes.

@@ -3,23 +3,23 @@ written against.
 
 Notation (used in every module, docstring and test)
 ---------------------------------------------------
-==========  =========================================================================
-``T``       number of stages (horizon of a control problem, depth of a network)
-``w_t``     parameters of stage ``t``: a control (``nw`` entries) or a layer's weights
-``x_t``     state after stage ``t``: a vector ``(nx,)`` for control, a mini-batch
-            ``(batch, ...)`` of activations for a network; ``x_0`` is the initial state
-``phi_t``   stage map ``x_t = phi_t(w_t, x_{t-1})``, ``t = 1..T``
-``h``       objective of the last state, ``h(x_T)`` (for networks ``h(x_T; y)``)
-``w``       all parameters as ONE flat float64 vector, shape ``(n,)``; a :class:`Layout`
-            maps it to per-stage views; for a control chain the view is ``(T, nw)`` and
-            row ``t`` (0-based) is the paper's ``w_{t+1}``
-``X``       states ``x_0..x_T``: an array ``(T+1, nx)`` for control, a list for networks
-``lam_t``   costate of ``x_t`` (gradient, or Moreau costate)
-``g_t``     direction of ``w_t``; stacked flat like ``w``
-``gamma_t`` step of the state line of the Moreau pass, ``alpha_t`` of the weight line
-``data``    the data argument of every call: ``None`` for control, a mini-batch
-            ``(inputs, labels)`` for a network
-==========  =========================================================================
+============  =======================================================================
+``T``         number of stages (horizon of a control problem, depth of a network)
+``w_t``       parameters of stage ``t``: a control (``nw`` entries) or a layer's weights
+``x_t``       state after stage ``t``: a vector ``(nx,)`` for control, a mini-batch
+              ``(batch, ...)`` of activations for a network; ``x_0`` is the initial state
+``phi_t``     stage map ``x_t = phi_t(w_t, x_{t-1})``, ``t = 1..T``
+``h``         objective of the last state, ``h(x_T)`` (for networks ``h(x_T; y)``)
+``w``         all parameters as ONE flat float64 vector, shape ``(n,)``; a :class:`Layout`
+              maps it to per-stage views; for a control chain the view is ``(T, nw)`` and
+              row ``t`` (0-based) is the paper's ``w_{t+1}``
+``X``         states ``x_0..x_T``: an array ``(T+1, nx)`` for control, a list for networks
+``lam_t``     costate of ``x_t`` (gradient, or Moreau costate)
+``g_t``       direction of ``w_t``; stacked flat like ``w``
+``gamma_t``   step of the state line of the Moreau pass, ``alpha_t`` of the weight line
+``data``      the data argument of every call: ``None`` for control, a mini-batch
+              ``(inputs, labels)`` for a network
+============  =======================================================================
 
 Protocols
 ---------
@@ -68,7 +68,7 @@ class Layout:
 
     Notes
     -----
-    :meth:`uniform` builds the layout of a homogeneous control chain, whose :meth:`unpack`
+    :meth:`homogeneous` builds the layout of a homogeneous control chain, whose :meth:`unpack`
     is the free view ``w.reshape(T, nw)`` and whose :meth:`pack` accepts ``(T, nw)``.
     """
 
@@ -239,7 +239,7 @@ class Stage:
     def vjp_with_output(self, w: np.ndarray, x: np.ndarray, y: np.ndarray, lam: np.ndarray,
                         out: Optional[np.ndarray] = None, need_x: bool = True,
                         need_w: bool = True):
-        """:meth:`vjp` when the caller also has ``y = phi(w, x)`` (the gradient pass stores
+        """:meth:`~moreauctl.Stage.vjp` when the caller also has ``y = phi(w, x)`` (the gradient pass stores
         every state; the rules' lines get it as ``x_next``).
 
         ``out`` (flat ``(nw,)``, optional): where the caller will store ``gw``; a stage may
@@ -265,9 +265,11 @@ class Objective:
     """
 
     def value(self, x: np.ndarray, data: Any) -> float:
+        """``h(x; data)`` at a last state ``x`` (``(nx,)``, or a batch for a network)."""
         raise NotImplementedError
 
     def grad(self, x: np.ndarray, data: Any) -> np.ndarray:
+        """``grad h(x; data)``, shaped like ``x``."""
         raise NotImplementedError
 
 
@@ -413,7 +415,7 @@ class Chain:
     layout : Layout, optional
         Default: from each stage's ``param_shapes``.
     regularizer : Regularizer, optional
-        ``r(w) = sum_t r_t(w_t)`` added to the objective (D.6), e.g. :class:`L2`.
+        ``r(w) = sum_t r_t(w_t)`` added to the objective (D.6), e.g. :class:`~moreauctl.chain.L2`.
     input_costate : bool
         Whether the passes compute ``lam_0``, the costate of ``x_0`` (default True). A
         network's ``x_0`` is its data, whose costate nobody uses: with False the gradient

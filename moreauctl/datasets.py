@@ -5,18 +5,18 @@ Every loader returns a :class:`Dataset`: flat float64 inputs ``(m, prod(image_sh
 and int64 labels, already split into train and test sets and scaled with statistics of
 the training set only (scikit-learn's ``StandardScaler`` by default).
 
-==========================  ==============================================================
-``digits(test_size, seed)``  8x8 digits bundled with scikit-learn (1797 images, 10 classes),
-                             split by ``train_test_split`` (stratified)
-``load_idx(path)``           one IDX file (gzip or raw), as an array
-``mnist(path)``              a directory with the four MNIST IDX files
-``fashion_mnist(path=None)`` the same for Fashion-MNIST; by default the files of Debian's
-                             ``dataset-fashion-mnist`` package
-``cifar10(path)``            the binary version (``cifar-10-batches-bin``: 3073-byte records);
-                             the pickled Python version is refused (never unpickled)
-``load(spec)``               any of them by the command line's name: ``digits``,
-                             ``fashion-mnist[:PATH]``, ``mnist:PATH``, ``cifar10:PATH``
-==========================  ==============================================================
+============================  ==============================================================
+``digits(test_size, seed)``   8x8 digits bundled with scikit-learn (1797 images, 10 classes),
+                              split by ``train_test_split`` (stratified)
+``load_idx(path)``            one IDX file (gzip or raw), as an array
+``mnist(path)``               a directory with the four MNIST IDX files
+``fashion_mnist(path=None)``  the same for Fashion-MNIST; by default the files of Debian's
+                              ``dataset-fashion-mnist`` package
+``cifar10(path)``             the binary version (``cifar-10-batches-bin``: 3073-byte records);
+                              the pickled Python version is refused (never unpickled)
+``load(spec)``                any of them by the command line's name: ``digits``,
+                              ``fashion-mnist[:PATH]``, ``mnist:PATH``, ``cifar10:PATH``
+============================  ==============================================================
 
 Every reader checks headers and sizes before reading the data and raises a ValueError
 naming the file and what is wrong; a missing file raises FileNotFoundError saying how to
@@ -335,5 +335,5 @@ def load(spec: str, *, seed: Optional[int] = 0, test_size: float = 0.25,
         if not path:
             raise ValueError(f"dataset {name!r} needs a directory: '{name}:PATH'")
         return (mnist if name == "mnist" else cifar10)(path, scale=scale, n_train=n_train,
-                                                       n_test=n_test)
+                                                      n_test=n_test)
     raise ValueError(f"unknown dataset {spec!r}; choose one of {list(DATASETS)}")

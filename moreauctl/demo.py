@@ -22,7 +22,7 @@ from .studies.grid import GridResult, format_step, grid_search, powers_of_two
 __all__ = ["DEMO_METHODS", "run_grids", "table_rows", "markdown_table", "run_demo", "compute",
            "write_outputs"]
 
-#: label -> (method, solve keywords, step grid ``2^LO .. 2^HI`` as ``(LO, HI)``)
+#: label -> (method, solve keywords, step grid ``2^LO..2^HI`` as ``(LO, HI)``)
 DEMO_METHODS = {
     "GD": ("gd", {}, (-10, 2)),
     "GD + Armijo": ("gd", {"line_search": "armijo"}, (-4, 4)),

@@ -1,4 +1,5 @@
-"""Warm starts and receding horizon control: :func:`shift` and :func:`mpc`.
+"""Warm starts and receding horizon control: :func:`~moreauctl.shift` and
+:func:`~moreauctl.mpc`.
 
 Model predictive control re-solves the finite-horizon problem from the measured state at
 every control period and applies the first control only::
@@ -66,7 +67,7 @@ def shift(w, n: int = 1, fill: str = "last") -> np.ndarray:
 
 @dataclass(frozen=True)
 class MPCResult:
-    """A closed-loop run of :func:`mpc` (``N`` control periods).
+    """A closed-loop run of :func:`~moreauctl.mpc` (``N`` control periods).
 
     Attributes
     ----------

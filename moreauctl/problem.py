@@ -111,7 +111,7 @@ class ControlProblem:
         default start is the projection of zero onto the box.
     runtime_params : bool
         Compile ``dt`` and the plant's parameters as run-time inputs of the kernels (from
-        :attr:`stage_p`): a problem with another ``dt`` or parameter values, same plant,
+        the attribute ``stage_p``): a problem with another ``dt`` or parameter values, same plant,
         scheme and costs, reuses the compiled module (a fixed-total-time sweep compiles
         once). Off by default: with the values compiled in, CasADi folds constant
         subexpressions (``dt * g / l`` into one number), which changes the last bits of the

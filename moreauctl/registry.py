@@ -4,12 +4,12 @@ Three tables, filled at import time by the modules that define their entries:
 
 - :data:`ORACLES`: ``name -> factory(chain, **options) -> oracle`` (``moreauctl.oracles.*``);
 - :data:`OPTIMIZERS`: ``name -> factory(lr, **options) -> Optimizer`` (``moreauctl.optimizers``);
-- :data:`METHODS`: ``name -> Method``, what :func:`moreauctl.solve` accepts. A first-order
-  method pairs an oracle with an optimizer (``"moreau-adam"``: the Moreau oracle's
-  directions through Adam); a solver method runs on its own (``"ipopt"``).
+- :data:`~moreauctl.METHODS`: ``name -> Method``, what :func:`moreauctl.solve` accepts. A
+  first-order method pairs an oracle with an optimizer (``"moreau-adam"``: the Moreau
+  oracle's directions through Adam); a solver method runs on its own (``"ipopt"``).
 
-A new oracle is one file that defines it and calls :func:`register_oracle` and
-:func:`register_method` (or :func:`register_oracle_methods` for the usual
+A new oracle is one file that defines it and calls :func:`~moreauctl.register_oracle` and
+:func:`~moreauctl.register_method` (or :func:`register_oracle_methods` for the usual
 ``<prefix>-<optimizer>`` family); nothing else changes.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ __all__ = ["Method", "ORACLES", "OPTIMIZERS", "METHODS", "register_oracle",
 
 @dataclass(frozen=True)
 class Method:
-    """One entry of :data:`METHODS`.
+    """One entry of :data:`~moreauctl.METHODS`.
 
     Attributes
     ----------
@@ -53,7 +53,9 @@ class Method:
         return self.run is not None
 
 
+#: Oracle factories by name: ``name -> factory(chain, **options) -> oracle``.
 ORACLES: Dict[str, Callable] = {}
+#: Optimizer factories by name: ``name -> factory(lr, **options) -> Optimizer``.
 OPTIMIZERS: Dict[str, Callable] = {}
 _METHODS: Dict[str, Method] = {}
 #: Every method name :func:`moreauctl.solve` accepts (a live read-only view).

@@ -129,7 +129,7 @@ class SolveResult:
         Iterations done.
     success : bool
     status : int
-        See :data:`STATUS`.
+        See :data:`~moreauctl.result.STATUS`.
     message : str
     history : History
     method : str
@@ -157,7 +157,7 @@ class SolveResult:
 
     @property
     def x(self) -> np.ndarray:
-        """Alias of :attr:`w` (scipy's name for the solution)."""
+        """Alias of ``w`` (scipy's name for the solution)."""
         return self.w
 
     @property

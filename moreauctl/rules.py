@@ -26,8 +26,8 @@ The rules (short paper, Sec. 3; long paper, Algo 1-5):
     the variable, ``(c J^T J + I)^{-1} c J^T lam``; ``c = inf`` is the unregularized inverse
     (the minimum-norm least-squares solution ``J^+ lam`` for an affine stage). For small
     ``c`` it tends to GBP (``c J^T lam``).
-``ALBP`` (a line of the augmented-Lagrangian pass, Algo 8-9; used by
-:mod:`moreauctl.oracles.auglag`, not selectable by name)
+``ALBP`` (a line of the augmented-Lagrangian pass, Algo 8-9)
+    Used by :mod:`moreauctl.oracles.auglag`, not selectable by name.
     ``-argmin_y c lam^T f(z + y) + p/2 |f(z + y) - f(z) + lam|^2 + |y|^2 / 2`` with the
     penalty ``p`` of the line (``BackwardSpec.pen_x``/``pen_w``): MBP when ``p = 0``, IBP
     (with step ``p``) when ``c = 0``; its objective line is MBP's.
@@ -70,10 +70,11 @@ INNER_PAPER = 0  #: one Goldstein gradient step, then one Barzilai-Borwein step 
 INNER_GD = 1     #: gradient steps with Armijo backtracking
 INNER_NEWTON = 2  #: damped Newton with the exact Hessian, gradient fallback
 INNER_CG = 3     #: conjugate gradient on the quadratic IBP/ALBP subproblems of affine lines
-KIND_H = 0       #: subproblem  c h(x + y)             + |y|^2/2
-KIND_X = 1       #: subproblem  c lam^T phi(w, x + y)  + |y|^2/2
-KIND_W = 2       #: subproblem  c lam^T phi(w + y, x)  + |y|^2/2
+KIND_H = 0       #: subproblem ``c h(x + y) + |y|^2/2``
+KIND_X = 1       #: subproblem ``c lam^T phi(w, x + y) + |y|^2/2``
+KIND_W = 2       #: subproblem ``c lam^T phi(w + y, x) + |y|^2/2``
 
+#: Inner algorithms of the Moreau rule by name (:class:`Inner`), with their kernel codes.
 INNERS = {"paper": INNER_PAPER, "gd": INNER_GD, "newton": INNER_NEWTON, "cg": INNER_CG}
 #: Lines of Algo 2, in the order of a 3-sequence of rules. "controls" is accepted for
 #: "weights" (the control-theory name).

@@ -1,12 +1,13 @@
-"""The one loop (:func:`minimize`) and the method-name front end (:func:`solve`).
+"""The one loop (:func:`~moreauctl.minimize`) and the method-name front end
+(:func:`~moreauctl.solve`).
 
-:func:`minimize` takes a chain, an oracle, an optimizer and a start point and iterates:
+:func:`~moreauctl.minimize` takes a chain, an oracle, an optimizer and a start point and iterates:
 oracle (forward + backward pass) -> optimizer update (optionally Armijo-backtracked) ->
 new iterate, with history, callbacks, progress, and divergence reported as a result. It
 runs either ``iters`` iterations on the chain's fixed data (control: ``data=None``) or
 ``epochs`` passes over mini-batches (networks).
 
-:func:`solve` turns a method name into that triple through :mod:`moreauctl.registry`
+:func:`~moreauctl.solve` turns a method name into that triple through :mod:`moreauctl.registry`
 (``"moreau-adam"`` = the Moreau oracle with Adam), or hands a solver method (``"ipopt"``)
 its problem.
 

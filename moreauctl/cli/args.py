@@ -6,7 +6,7 @@ what was expected and what arrived::
 
     moreauctl sweep: error: argument --workers: value must be an integer >= 1; got 0
 
-The checks themselves are those of :mod:`moreauctl._validate` (one copy of each in the
+The checks themselves are those of ``moreauctl._validate`` (one copy of each in the
 package); this module only adapts them to strings. Option groups (:func:`add_problem_args`,
 :func:`add_study_arguments`, ...) keep the same option spelled and checked the same way in
 every command. Results go to disk through :func:`write_json` (complete or absent).
@@ -90,7 +90,7 @@ def int_list(text: str) -> List[int]:
 
 
 def exponent_range(text: str) -> Tuple[int, int]:
-    """``"-10:10"`` -> ``(-10, 10)``: a step grid ``2^LO .. 2^HI`` with ``LO <= HI``.
+    """``"-10:10"`` -> ``(-10, 10)``: a step grid ``2^LO..2^HI`` with ``LO <= HI``.
 
     Raises
     ------

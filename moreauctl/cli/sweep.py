@@ -29,12 +29,12 @@ __all__ = ["add_parser", "run", "method_settings", "print_summary"]
 
 
 def method_settings(labels_text: str, steps) -> Dict[str, Dict[str, Any]]:
-    """``--methods`` and ``--steps`` -> ``{label: settings}`` for :func:`horizon_sweep`.
+    """``--methods`` and ``--steps`` -> ``{label: settings}`` for :func:`~moreauctl.studies.horizon_sweep`.
 
     Parameters
     ----------
     labels_text : str
-        Comma-separated presets of :data:`METHOD_PRESETS`.
+        Comma-separated presets of :data:`~moreauctl.studies.METHOD_PRESETS`.
     steps : None, ``(lo, hi)`` or ``{label: (lo, hi)}``
         From :func:`~moreauctl.cli.args.parse_steps`; None keeps each preset's grid.
     """

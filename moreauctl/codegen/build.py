@@ -12,16 +12,16 @@ Cache key (documented choice): the key is a SHA-256 over
 - ``CODEGEN_VERSION``, numba's and casadi's versions, ``JIT_OPTIONS``,
 - the source code of this module, of :mod:`moreauctl.codegen.translate` (so editing
   the translator invalidates old files even if nobody bumps ``CODEGEN_VERSION``), and of
-  the compiled helpers generated modules import (:mod:`moreauctl._kernels.linalg`,
-  :mod:`moreauctl._config`),
+  the compiled helpers generated modules import (``moreauctl._kernels.linalg``,
+  ``moreauctl._config``),
 - for every kernel, its name and ``fn.serialize()`` (CasADi's exact, deterministic
   description of the expression graph), and
 - ``extra_source`` verbatim.
 
 This is cheaper than hashing the generated text: when the file already exists we skip
-:func:`translate` entirely (a Python loop over every instruction, noticeable for
-expressions with 10^5 instructions), while every input that determines the generated text
-is still in the key. The price is that two Functions that differ only in ways that do not
+:func:`~moreauctl.codegen.translate.translate` entirely (a Python loop over every
+instruction, noticeable for expressions with 10^5 instructions), while every input that
+determines the generated text is still in the key. The price is that two Functions that differ only in ways that do not
 change the code (e.g. a renamed input) get separate files; that only costs a compile.
 
 The cache repairs itself. The first line of every generated file records the SHA-256 of the
@@ -39,7 +39,7 @@ below.
 
 Trust model: whoever can write to the cache directory can run code in every process that
 uses it (the generated modules are imported; numba loads machine code from ``__pycache__``,
-as numba's own cache does). The default directory (:func:`moreauctl._config.cache_dir`) is
+as numba's own cache does). The default directory (``moreauctl._config.cache_dir()``) is
 created per user with mode ``0700``; a directory given by ``$MOREAUCTL_CACHE`` is created
 honoring the umask (a group may share one) and a warning is given when it is writable by
 other users.
@@ -342,7 +342,7 @@ def build_module(
         in scope).
     cache_dir : str, optional
         Directory for generated files and numba's cache; default
-        :func:`moreauctl._config.cache_dir`.
+        ``moreauctl._config.cache_dir()``.
     tag : str
         Identifier prefix of the file and module name (helps when browsing the cache).
     scalar_functions : Mapping[str, casadi.Function], optional
@@ -358,7 +358,8 @@ def build_module(
     Raises
     ------
     TypeError, ValueError, UnsupportedOperationError
-        As :func:`translate`, plus invalid ``tag``/empty ``functions``.
+        As :func:`~moreauctl.codegen.translate.translate`, plus invalid ``tag``/empty
+        ``functions``.
     """
     _validate(functions, tag)
     if scalar_functions:

@@ -1,15 +1,15 @@
-"""A control problem -> :class:`CasadiChain`: generated, compiled passes behind the Chain protocol.
+"""A control problem -> :class:`~moreauctl.CasadiChain`: generated, compiled passes behind the Chain protocol.
 
-:func:`compile_chain` derives the stage's primitives with CasADi
+:func:`~moreauctl.compile_chain` derives the stage's primitives with CasADi
 (:func:`~moreauctl.codegen.stages.stage_primitives`), generates one module with them, the
 subproblem solvers (:mod:`~moreauctl.codegen.inner`) and the fused passes
 (:mod:`~moreauctl.codegen.fused`), and lets numba cache the machine code on disk
 (:func:`~moreauctl.codegen.build.build_module`). The chain is cached per problem object, so
 ``problem.chain`` (an alias) and repeated calls compile once.
 
-:class:`CasadiChain` runs every pass of the :class:`~moreauctl.chain.Chain` protocol as one
-compiled loop over ``T`` homogeneous stages. Its :attr:`~CasadiChain.stages` are
-:class:`CasadiStage` views that evaluate CasADi's own Functions: the base class's Python
+:class:`~moreauctl.CasadiChain` runs every pass of the :class:`~moreauctl.chain.Chain` protocol
+as one compiled loop over ``T`` homogeneous stages. Its ``stages`` are
+:class:`~moreauctl.codegen.CasadiStage` views that evaluate CasADi's own Functions: the base class's Python
 passes run on them (slowly) for any rule no kernel implements yet, and tests use them as the
 twin of the compiled passes.
 """
@@ -123,7 +123,7 @@ class CasadiChain(Chain):
     Every method takes ``w`` flat ``(T*nw,)`` or as its free view ``(T, nw)`` (float64) and
     returns directions flat ``(T*nw,)``; states are ``(T+1, nx)``. Shapes and dtypes are
     checked on every call (about 0.1 us: the kernels do not check bounds, so a wrong shape
-    would read outside the array); values are not (finite entries: :meth:`check_params`).
+    would read outside the array); values are not (finite entries: :meth:`~moreauctl.Chain.check_params`).
 
     Attributes
     ----------
@@ -246,7 +246,7 @@ class CasadiChain(Chain):
 
     def backward(self, w, X, data, spec: BackwardSpec) -> Backward:
         """The compiled Moreau/gradient pass when every rule of ``spec`` has a kernel code;
-        otherwise the Python pass over the :class:`CasadiStage` views."""
+        otherwise the Python pass over the :class:`~moreauctl.codegen.CasadiStage` views."""
         _no_data(data)
         codes = spec.codes
         if codes is None:
@@ -313,8 +313,8 @@ def _has_penalty_lines(spec: BackwardSpec, codes) -> bool:
 
 def compile_casadi_chain(stage: ca.Function, objective: ca.Function, x0,
                          horizon: int, params=None) -> CasadiChain:
-    """Generate, compile (or load from the disk cache) the passes of the chain
-    ``h(phi(w_T, ... phi(w_1, x0)))`` of ``horizon`` copies of ``stage``.
+    """Generate, compile (or load from the disk cache) the passes of the chain of
+    ``horizon`` copies of ``stage``, ``h(phi(w_T, phi(w_{T-1}, ..., phi(w_1, x0))))``.
 
     ``stage`` is ``phi(w, x)``, or ``phi(w, x, p)`` with the values ``params`` of ``p``
     (run-time inputs of the kernels: another value reuses the compiled module)."""

@@ -9,23 +9,27 @@ array-form subproblem solvers they call are in :mod:`moreauctl.codegen.inner`.
 
 Generated names (all ``@_jit``; ``w`` is ``(T, NW)``, ``X`` is ``(T+1, NX)``):
 
-=============================================================  ============================
-``f_forward(w, x0, X) -> h``                                   forward pass, fills ``X``
-``f_objective(w, x0) -> h``                                    nothing stored
-``f_forward_jac(w, x0, X, JV) -> h``                           also stores ``JV (T, NJV)``
-``f_backward_gradient(w, X, G, lam0)``                         Algo 4, re-evaluating VJPs
-``f_backward_gradient_jac(w, JV, X, G, lam0)``                 Algo 4 from the stored ``JV``
-``f_value_and_gradient(w, x0, X, JV, G, lam0) -> h``           both passes in one call
-``f_backward_moreau_paper(w, X, JV, use_jv, gam_h, gam, alp,``  Algo 2, inner algorithm of
-``rules, G, lam0) -> bad``                                     E.2.1 inlined (fast path)
-``f_backward_moreau(..., rules, inner, iters, tol,``           the same text, inner
-``diagnostics, G, lam0, resid) -> bad``                        algorithm chosen at run time
-``f_backward_pen(..., alp, pen_x, pen_w, rules, inner,``       the same with the IBP/ALBP
-``iters, tol, G, lam0) -> bad``                                lines (compiled when used)
-=============================================================  ============================
+``f_forward(w, x0, X) -> h``
+    forward pass, fills ``X``
+``f_objective(w, x0) -> h``
+    nothing stored
+``f_forward_jac(w, x0, X, JV) -> h``
+    also stores ``JV (T, NJV)``
+``f_backward_gradient(w, X, G, lam0)``
+    Algo 4, re-evaluating VJPs
+``f_backward_gradient_jac(w, JV, X, G, lam0)``
+    Algo 4 from the stored ``JV``
+``f_value_and_gradient(w, x0, X, JV, G, lam0) -> h``
+    both passes in one call
+``f_backward_moreau_paper(w, X, JV, use_jv, gam_h, gam, alp, rules, G, lam0) -> bad``
+    Algo 2, inner algorithm of E.2.1 inlined (fast path)
+``f_backward_moreau(..., rules, inner, iters, tol, diagnostics, G, lam0, resid) -> bad``
+    the same text, inner algorithm chosen at run time
+``f_backward_pen(..., alp, pen_x, pen_w, rules, inner, iters, tol, G, lam0) -> bad``
+    the same with the IBP/ALBP lines (compiled when used)
 
 Every kernel also takes ``P`` (NP,) LAST (not shown above): the stage's run-time parameters
-(``dt`` and the plant's, :attr:`moreauctl.ControlProblem.stage_p`; empty when the values
+(``dt`` and the plant's, ``stage_p`` of :class:`~moreauctl.ControlProblem`; empty when the values
 are compiled in). It loads them into scalars ``pp_0, pp_1, ...`` before its loop and passes
 them to every scalar stage primitive, whose last ``NP`` arguments they are.
 

@@ -28,22 +28,19 @@ The expected decrease of the step ``alpha`` is ``-(alpha dV1 + alpha^2 dV2)`` wi
 Generated names (``@_jit``; ``w`` ``(T, NW)``, ``X`` ``(T+1, NX)``, ``K`` ``(T, NW, NX)``,
 ``k`` ``(T, NW)``):
 
-==========================================================  ================================
-``f_ilqr_backward(w, X, lo, hi, bounded, mask, reg, K, k,``  fills ``K, k``; ``out = (dV1,
-``out, P) -> bad``                                          dV2, max |Quu_ii|)``; ``bad``: the
-                                                            first stage whose ``Quu + reg``
-                                                            is not positive definite (or
-                                                            not finite), else -1
-``f_ilqr_forward(w, X, K, k, alpha, lo, hi, wn, Xn, P)``    the rollout, returns ``h(x_T)``
-``-> cost``
-``_box_qp(H, g, lo, hi, x, nw, free, ...) -> nf``           the box QP of one stage
-==========================================================  ================================
+``f_ilqr_backward(w, X, lo, hi, bounded, mask, reg, K, k, out, P) -> bad``
+    fills ``K, k``; ``out = (dV1, dV2, max |Quu_ii|)``; ``bad``: the first stage whose
+    ``Quu + reg`` is not positive definite (or not finite), else -1
+``f_ilqr_forward(w, X, K, k, alpha, lo, hi, wn, Xn, P) -> cost``
+    the rollout, returns ``h(x_T)``
+``_box_qp(H, g, lo, hi, x, nw, free, ...) -> nf``
+    the box QP of one stage
 
 ``P`` holds the stage's run-time parameters (``dt`` and the plant's; see
-:attr:`moreauctl.ControlProblem.stage_p`).
+``stage_p`` of :class:`~moreauctl.ControlProblem`).
 
 Matrices are row-major ``(n, m)`` numpy arrays here (unlike the column-major flat arrays of
-:mod:`moreauctl._kernels.linalg`). Plain-numpy twins: ``tests/naive.py``.
+``moreauctl._kernels.linalg``). Plain-numpy twins: ``tests/naive.py``.
 """
 from __future__ import annotations
 

@@ -5,16 +5,18 @@ the "paper" inner algorithm inline, in scalar locals. Everything else the Moreau
 need works on small arrays and is emitted here, into the same generated module (so numba
 compiles it with the chain's stage and caches it on disk):
 
-=====================================================  =====================================
-``_sub_value(kind, c, w, x, lam, P, y, n, z, p, one)``    ``F(y)`` of subproblem ``kind``
-``_sub_grad(kind, c, w, x, lam, P, y, n, z, out)``        ``grad F(y)`` into ``out[:n]``
-``_sub_hess(kind, c, w, x, lam, P, y, n, z, H)``          ``hess F(y)``, column-major
-``_prox(kind, c, w, x, lam, P, n, F0, g0, inner, iters,`` inner algorithms "gd" and "newton" (and
-``tol, y, buf)``                                       "paper" for the objective's subproblem)
-``_residual(kind, c, w, x, lam, P, y, n, buf)``           ``|grad F(y)|``
-``_prox_h(c, x, F0, g0, y, buf)``                      the objective's subproblem as the
-                                                       "paper" passes solve it
-=====================================================  =====================================
+``_sub_value(kind, c, w, x, lam, P, y, n, z, p, one)``
+    ``F(y)`` of subproblem ``kind``
+``_sub_grad(kind, c, w, x, lam, P, y, n, z, out)``
+    ``grad F(y)`` into ``out[:n]``
+``_sub_hess(kind, c, w, x, lam, P, y, n, z, H)``
+    ``hess F(y)``, column-major
+``_prox(kind, c, w, x, lam, P, n, F0, g0, inner, iters, tol, y, buf)``
+    inner algorithms "gd" and "newton" (and "paper" for the objective's subproblem)
+``_residual(kind, c, w, x, lam, P, y, n, buf)``
+    ``|grad F(y)|``
+``_prox_h(c, x, F0, g0, y, buf)``
+    the objective's subproblem as the "paper" passes solve it
 
 with ``F(y) = c f(base + y) + |y|^2/2`` and the kinds of :mod:`moreauctl.rules`
 (``KIND_H``: ``f = h``, base ``x``; ``KIND_X``: ``f = lam^T phi(w, .)``, base ``x``;

@@ -41,7 +41,7 @@ Stored values are shared per distinct argument node: ``sin(a)`` and ``cos(a)`` o
 the Euler pendulum ``sin(theta)`` enters ``phi`` linearly, so only ``cos(theta)`` is kept).
 
 Stored ops and what is kept per distinct argument (before dropping unused entries)
--------------------------------------------------------------------------------
+----------------------------------------------------------------------------------
 ``sin``/``cos``: ``(sin a, cos a)``; ``sinh``/``cosh``: ``(sinh a, cosh a)``;
 ``exp``, ``expm1``, ``tan``, ``tanh``: the value (derivative is a polynomial in it);
 ``log``, ``log1p``, ``atan``: the value (derivative is a rational function of ``a``, so the

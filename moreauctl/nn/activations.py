@@ -68,6 +68,7 @@ class Activation:
         return lam * self.df(a)
 
 
+#: Activations by name (the table above), for layers, networks and the command line.
 ACTIVATIONS = {
     "identity": Activation("identity", lambda z: z, lambda a: np.ones_like(a), linear=True),
     "relu": Activation("relu", lambda z, out=None: np.maximum(z, 0, out=out),

@@ -46,7 +46,7 @@ def im2col(x, kh, kw, sh=1, sw=1, ph=0, pw=0) -> np.ndarray:
 
 
 def col2im(cols, x_shape, kh, kw, sh=1, sw=1, ph=0, pw=0) -> np.ndarray:
-    """The transpose of :func:`im2col`: ``(m, ho*wo, C*kh*kw)`` -> ``(m, C, H, W)``, every
+    """The transpose of :func:`~moreauctl.nn.im2col`: ``(m, ho*wo, C*kh*kw)`` -> ``(m, C, H, W)``, every
     entry added back onto the pixel it was read from."""
     _, C, H, W = x_shape
     ho, wo = out_size(H, kh, sh, ph), out_size(W, kw, sw, pw)

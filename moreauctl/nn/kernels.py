@@ -6,7 +6,7 @@ Images are ``(m, C, H, W)`` (C order); the im2col matrix is in *rows* layout
 ``(m, ho*wo, C*kh*kw)``: row ``i*wo + j`` of sample ``n`` holds the zero-padded window under
 output pixel ``(i, j)``, in the order ``(c, u, v)`` of a flattened weight ``(O, C, kh, kw)``,
 so a convolution is one matrix product ``cols.reshape(-1, C*kh*kw) @ W.reshape(O, -1).T``.
-Every function is compiled with the options of :mod:`moreauctl._config` (cached on disk,
+Every function is compiled with the options of ``moreauctl._config`` (cached on disk,
 no fast-math: NaN and inf propagate) and specializes on float32/float64.
 """
 from __future__ import annotations

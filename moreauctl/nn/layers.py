@@ -8,7 +8,7 @@ The arithmetic follows the dtype of ``w`` and ``x`` (float64 by default, float32
 problem asks for it).
 
 What each layer offers (for rules and oracles that want more than ``vjp``)
--------------------------------------------------------------------------
+--------------------------------------------------------------------------
 Layers with parameters are :class:`AffineActivation` stages, ``x_t = sigma(A(w_t, x_{t-1}))``
 with ``z = A(w, x)`` affine in ``w`` and in ``x`` (bilinear: ``x W^T + b``, or a
 convolution) and ``sigma`` element-wise. They provide
@@ -210,7 +210,7 @@ class Dense(AffineActivation):
         ``A1 = [x, 1]`` (``(m, n_in + 1)``) and ``Y = [dW | db]``, ``Y (a A1^T A1 + b I) =
         RHS``, one ``(n_in + 1)``-square solve (the closed form of ProxProp's weight prox,
         :mod:`moreauctl.oracles.proxprop`; ``J`` of the activated layer is not this one: the
-        rules use it on :attr:`affine_part` or when the activation is the identity)."""
+        rules use it on :attr:`~moreauctl.nn.AffineActivation.affine_part` or when the activation is the identity)."""
         k = self.n_out * self.n_in
         R = np.concatenate([rhs[:k].reshape(self.n_out, self.n_in), rhs[k:, None]], axis=1)
         A1 = np.concatenate([x, np.ones((x.shape[0], 1), dtype=x.dtype)], axis=1)

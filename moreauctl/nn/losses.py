@@ -56,7 +56,7 @@ class CrossEntropy(Objective):
 
 class Squared(Objective):
     """``0.5 |z - onehot(y)|^2`` averaged over the batch; quadratic, so its Moreau step is a
-    closed form (:meth:`moreau_grad`)."""
+    closed form (:meth:`~moreauctl.nn.losses.Squared.moreau_grad`)."""
 
     name = "squared"
     quadratic = True
@@ -79,6 +79,7 @@ class Squared(Objective):
         return "Squared()"
 
 
+#: Losses by name, for :class:`~moreauctl.nn.Classification` and the command line.
 LOSSES = {"cross_entropy": CrossEntropy, "squared": Squared}
 
 

@@ -1,10 +1,10 @@
 """Networks: a sequence of layers with a per-sample input shape, its initialization, its
-forward map on data; :func:`mlp` and the paper's :func:`convnet`.
+forward map on data; :func:`~moreauctl.nn.mlp` and the paper's :func:`~moreauctl.nn.convnet`.
 
 A network is the stage list of a chain (``x_0`` = the inputs, ``x_t`` = layer ``t``'s
 output); :class:`~moreauctl.nn.problem.Classification` adds the loss and the data.
 Parameters are given per stage as in DESIGN.md: a list of ``T`` tuples ``(W_t, b_t)``
-(an empty tuple for a parameter-free layer), or the flat vector ``w`` of :meth:`layout`.
+(an empty tuple for a parameter-free layer), or the flat vector ``w`` of :meth:`~moreauctl.nn.Sequential.layout`.
 """
 from __future__ import annotations
 
@@ -133,7 +133,7 @@ class Sequential:
 
 def mlp(sizes: Sequence[int], activation: str = "relu",
         output_activation: str = "identity") -> Sequential:
-    """Multi-layer perceptron ``sizes[0] -> ... -> sizes[-1]``: stage ``t`` is
+    """Multi-layer perceptron with layer widths ``sizes`` (input first): stage ``t`` is
     ``x_t = act(x_{t-1} W_t^T + b_t)``, the last stage affine (``output_activation``).
 
     >>> net = mlp([64, 32, 10], activation="relu")   # 2 stages: Dense(64, 32, relu), Dense(32, 10)

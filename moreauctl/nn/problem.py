@@ -149,7 +149,7 @@ class Classification:
     net : Sequential
         E.g. :func:`~moreauctl.nn.mlp` or :func:`~moreauctl.nn.convnet`; its output size is
         the number of classes ``K``.
-    X : array_like, shape (m, prod(input_shape)) or (m, *input_shape)
+    X : array_like, shape (m, prod(input_shape)) or (m,) + input_shape
         Training inputs (finite).
     y : array_like of int, shape (m,)
         Labels in ``[0, K)``.

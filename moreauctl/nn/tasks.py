@@ -1,4 +1,4 @@
-"""A classification task by name: data set + architecture + loss -> a :class:`Task`.
+"""A classification task by name: data set + architecture + loss -> a :class:`~moreauctl.nn.Task`.
 
 One factory shared by ``moreauctl train``, ``demos/paper_fig4.py`` and network studies
 (:func:`moreauctl.studies.training_grid`), so that only JSON-like settings travel to worker

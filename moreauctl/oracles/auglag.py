@@ -1,13 +1,13 @@
 r"""Moreau gradients through the augmented Lagrangian (Algo 7-9, Fact D.3, D.4, D.6).
 
-The augmented Lagrangian of ``h(f(w, x_0))`` (Eq. (37), with the D.6 regularizer):
+The augmented Lagrangian of ``h(f(w, x_0))`` (Eq. (37), with the D.6 regularizer)::
 
     L(w, x, lam) = h(x_T) + sum_t lam_t^T (phi_t(w_t, x_{t-1}) - x_t)
                    + kappa/2 sum_t |phi_t(w_t, x_{t-1}) - x_t|^2 + sum_t r_t(w_t)
 
 One pass of a block-coordinate proximal point method on it, from the forward states and
 ``lam = 0``, in the order ``x_t -> lam_t -> w_t`` for ``t = T..1`` (Algo 8-9), gives
-targets ``x_t^+``, multipliers ``lam_t^+ = beta_t (x_t - x_t^+)`` and the new weights:
+targets ``x_t^+``, multipliers ``lam_t^+ = beta_t (x_t - x_t^+)`` and the new weights::
 
     x_T^+     = argmin_y h(y) + (1/gamma_T + kappa)/2 |y - x_T|^2
     w_t^+     = argmin_v lam_t^+^T phi_t(v, x_{t-1}) + kappa/2 |phi_t(v, x_{t-1}) - x_t^+|^2

@@ -59,7 +59,7 @@ class GradientOracle(Oracle):
                      gamma: Optional[float] = None, gamma_time: Optional[float] = None,
                      dt: Optional[float] = None) -> "GradientOracle":
         """The registry's factory: ``stage_weights="geometric"`` with ``gamma`` (per stage,
-        or per ``gamma_time`` seconds: see :func:`~moreauctl.oracles.moreau.gamma_per_stage`)."""
+        or per ``gamma_time`` seconds: see :func:`~moreauctl.oracles.base.gamma_per_stage`)."""
         if gamma_time is not None and stage_weights in (None, "none"):
             raise ValueError("gamma_time is only used with stage_weights='geometric' for "
                              "gradient methods")

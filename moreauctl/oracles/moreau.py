@@ -48,7 +48,7 @@ Two more choices:
 - **gamma per unit of time** (``gamma_time=s``): ``gamma`` is the decay of the weights per
   ``s`` seconds of the plant, so the per-stage factor is ``gamma ** (dt / s)`` at time step
   ``dt`` (the chain's, or ``dt=``): a finer discretization of the same problem keeps the
-  same weighting of its physical time (:func:`gamma_per_stage`).
+  same weighting of its physical time (:func:`~moreauctl.oracles.base.gamma_per_stage`).
 
 Control bounds (``ControlProblem(control_bounds=...)``): the oracle itself ignores them;
 :func:`moreauctl.minimize` projects the updated iterate onto the box, ``w <- P(w - g)``. For

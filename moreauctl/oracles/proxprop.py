@@ -5,7 +5,7 @@ A backward pass of plain gradient back-propagation gives the costates ``lam_t`` 
 ``lam_T = tau grad h(x_T)``, a gradient step of size ``tau`` towards a target
 ``z_T = x_T - lam_T``; line 4: ``lam_{t-1} = dphi_t/dx^T lam_t``, so ``z_t = x_t - lam_t`` are
 the targets of a block-coordinate gradient step on the penalized formulation (20)). The
-weights then take a *proximal* step towards their targets (Eq. (19)/(43)):
+weights then take a *proximal* step towards their targets (Eq. (19)/(43))::
 
     w_t^+ = argmin_v  1/2 |phi_t(v, x_{t-1}) - z_t|^2 + 1/(2 tau_theta) |v - w_t|^2
 

@@ -16,11 +16,13 @@ Modules, in import order (each imports only those above it, so there is no circl
   :mod:`~moreauctl.studies.fingerprint`: the problem content and code version of a cell;
   :mod:`~moreauctl.studies.cells`: load finished cells, run the others on an executor
   (network studies);
-- :mod:`~moreauctl.studies.grid`: :func:`grid_search` over one problem;
+- :mod:`~moreauctl.studies.grid`: :func:`~moreauctl.studies.grid_search` over one problem;
 - :mod:`~moreauctl.studies.report`: columns, tables and figures of a sweep;
-- :mod:`~moreauctl.studies.sweep`: :func:`horizon_sweep` (scaling with ``T``, resuming);
-- :mod:`~moreauctl.studies.training`: :func:`training_grid`, methods x steps on a network
-  task (the paper's grid search for Fig. 4), with the same executors and resumable cells.
+- :mod:`~moreauctl.studies.sweep`: :func:`~moreauctl.studies.horizon_sweep` (scaling with
+  ``T``, resuming);
+- :mod:`~moreauctl.studies.training`: :func:`~moreauctl.studies.training_grid`, methods x
+  steps on a network task (the paper's grid search for Fig. 4), with the same executors and
+  resumable cells.
 """
 from .fingerprint import code_fingerprint, problem_fingerprint
 from .executors import (EXECUTOR_KINDS, SerialExecutor, dask_executor, make_executor,

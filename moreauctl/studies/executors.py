@@ -44,6 +44,7 @@ class SerialExecutor(Executor):
     """Runs each submitted call at once, in this process (debugging, tiny studies)."""
 
     def submit(self, fn, /, *args, **kwargs):
+        """Run ``fn(*args, **kwargs)`` now; a finished Future holds its result or exception."""
         f = Future()
         try:
             f.set_result(fn(*args, **kwargs))

@@ -6,7 +6,7 @@ winner is the lowest score under a criterion of :mod:`.metrics` (``"best"``, ``"
 ``"auc"``), ties going to the smaller step. A run that failed -- diverged, or a non-finite
 backward pass -- never wins, whatever its score.
 
-Sweeps (:mod:`.sweep`) build the same :class:`GridResult` from cells computed elsewhere.
+Sweeps (:mod:`moreauctl.studies.sweep`) build the same :class:`GridResult` from cells computed elsewhere.
 This module depends only on :mod:`.metrics`, :mod:`.executors` and the solver.
 """
 from __future__ import annotations
@@ -37,7 +37,7 @@ EXPONENT_RANGE = (-1074, 1023)
 
 
 def check_exponent(name: str, value) -> int:
-    """An integer exponent ``e`` of :data:`EXPONENT_RANGE` (``2**e`` a finite float > 0)."""
+    """An integer exponent ``e`` of :data:`~moreauctl.studies.grid.EXPONENT_RANGE` (``2**e`` a finite float > 0)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an integer exponent; got {value!r}")
     if not EXPONENT_RANGE[0] <= value <= EXPONENT_RANGE[1]:
@@ -48,7 +48,7 @@ def check_exponent(name: str, value) -> int:
 
 def powers_of_two(lo: int, hi: int) -> Tuple[float, ...]:
     """``(2**lo, 2**(lo+1), ..., 2**hi)`` as floats (both ends included); the exponents must
-    lie in :data:`EXPONENT_RANGE`."""
+    lie in :data:`~moreauctl.studies.grid.EXPONENT_RANGE`."""
     check_exponent("lo", lo)
     check_exponent("hi", hi)
     if hi < lo:
@@ -252,7 +252,7 @@ def grid_search(problem, method: str, steps: Sequence[float] = powers_of_two(-10
     executor : concurrent.futures.Executor, optional
         Runs the steps concurrently. A ``ThreadPoolExecutor`` works on any problem (the
         compiled kernels release the GIL); a process-based executor needs a picklable
-        problem. For many problems or horizons use :func:`horizon_sweep`, which sends only
+        problem. For many problems or horizons use :func:`~moreauctl.studies.horizon_sweep`, which sends only
         names and settings to workers.
     epochs : int, optional
         For problems with data (networks): epochs of every run instead of ``iters``; the
@@ -265,7 +265,7 @@ def grid_search(problem, method: str, steps: Sequence[float] = powers_of_two(-10
     Returns
     -------
     GridResult
-        With ``result`` the winning :class:`SolveResult` (None if every run failed).
+        With ``result`` the winning :class:`~moreauctl.SolveResult` (None if every run failed).
     """
     check_criterion(criterion)
     if method == "ipopt":

@@ -1,7 +1,7 @@
 """Numbers read off cost curves: minimum so far, area under it, normalized gap, criteria.
 
 Pure functions of arrays, nothing here runs a solver. Grids (:mod:`.grid`) rank steps with
-them, reports (:mod:`.report`) tabulate them, sweeps (:mod:`.sweep`) plot them.
+them, reports (:mod:`.report`) tabulate them, sweeps (:mod:`moreauctl.studies.sweep`) plot them.
 
 A cost curve is ``c_k = h(f(w^(k)))`` for ``k = 0..K'``, shape ``(K'+1,)``; a run asked for
 ``K`` iterations may have stopped early (``K' < K``), successfully (``gtol``, a callback) or
@@ -36,11 +36,13 @@ from .._validate import choice
 __all__ = ["CRITERIA", "check_criterion", "min_so_far", "best_cost", "auc_of_costs",
            "normalized_gap", "first_at_or_below"]
 
+#: How a step is chosen from a grid: by the best cost reached, the final cost, or the
+#: normalized area under the min-so-far curve (:func:`auc_of_costs`).
 CRITERIA = ("best", "final", "auc")
 
 
 def check_criterion(criterion: str) -> str:
-    """``criterion`` if it is one of :data:`CRITERIA`, else a ValueError listing them."""
+    """``criterion`` if it is one of :data:`~moreauctl.studies.CRITERIA`, else a ValueError listing them."""
     return choice("criterion", criterion, CRITERIA)
 
 

@@ -2,7 +2,7 @@
 
 The report reads a sweep through its attributes (``horizons``, ``labels``, ``grid(T,
 label)``, ``references``, ``dts``, ``settings``, ``c_star(T)``) and never imports
-:mod:`.sweep`, which calls it (see :mod:`moreauctl.studies` for the import order).
+:mod:`moreauctl.studies.sweep`, which calls it (see :mod:`moreauctl.studies` for the import order).
 
 Columns of ``summary.csv`` / ``summary.md`` (one row per method and horizon, plus one IPOPT
 row per horizon):
@@ -52,6 +52,8 @@ __all__ = ["sweep_rows", "markdown_table", "csv_text", "write_report", "plot_min
 #: the gap level of the "iters to 1e-2 gap" column
 GAP_TARGET = 1e-2
 
+#: Columns of a sweep's table (:func:`sweep_rows`, CSV and markdown), one row per method
+#: and horizon.
 COLUMNS = ("method", "T", "dt", "chosen step", "best cost", "final cost", "c* (IPOPT)",
            "gap to IPOPT", "final gap", "iters to 1e-2 gap", "seconds", "grid seconds",
            "failed steps", "grid size", "at grid edge", "solver", "status")
@@ -63,7 +65,7 @@ def _name(sweep) -> str:
 
 
 def sweep_rows(sweep) -> List[Dict[str, object]]:
-    """One dict per (T, method) with the columns of :data:`COLUMNS` (numbers unformatted),
+    """One dict per (T, method) with the columns of :data:`~moreauctl.studies.report.COLUMNS` (numbers unformatted),
     IPOPT rows first within each horizon."""
     rows = []
     for T in sweep.horizons:
@@ -163,6 +165,7 @@ def _csv_value(v):
 
 
 def csv_text(sweep) -> str:
+    """The summary as CSV: every column of :data:`~moreauctl.studies.report.COLUMNS`, floats at full precision."""
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(COLUMNS), lineterminator="\n")
     w.writeheader()

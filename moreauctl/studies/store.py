@@ -115,5 +115,5 @@ class CellStore:
     def clean_temporaries(self) -> int:
         """Remove temporaries left by writers that were killed mid-write (never those of a
         study writing here at the same time: see
-        :func:`moreauctl._io.is_orphan_temporary`); returns how many."""
+        ``moreauctl._io.is_orphan_temporary``); returns how many."""
         return clean_temporaries(self.cells_dir)

@@ -40,8 +40,8 @@ Stored results are never stale: each cell records the fingerprint of the problem
 the code (moreauctl's sources, casadi/numba/numpy versions), see :mod:`.fingerprint`. A cell
 whose fingerprint differs from the problem and code of the current run is recomputed, and so
 is a cell file that is readable but wrong (a field missing, empty or not numeric:
-:func:`check_record`, named in a warning); :attr:`SweepResult.stale` and
-:attr:`SweepResult.invalid` count them.
+:func:`check_record`, named in a warning); the ``stale`` and ``invalid`` counts of
+:class:`SweepResult` count them.
 
 Steps are chosen per grid as in :mod:`.grid`; tables and figures come from :mod:`.report`,
 which this module calls (the report never imports the sweep: it reads a
@@ -81,9 +81,11 @@ from .store import CellStore, cell_key
 __all__ = ["horizon_sweep", "SweepResult", "METHOD_PRESETS", "DEFAULT_METHODS",
            "FAMILY_METHODS", "SCALINGS", "run_cell", "DEFAULT_STEPS", "check_record"]
 
+#: How the problem scales with the horizon ``T`` (see above): ``"fixed-dt"`` or
+#: ``"fixed-time"``.
 SCALINGS = ("fixed-dt", "fixed-time")
 
-#: step grid used when a method's settings give none: ``2^-10 .. 2^10``
+#: step grid used when a method's settings give none: ``2^-10..2^10``
 DEFAULT_STEPS = powers_of_two(-10, 10)
 
 #: Named method settings for sweeps and the command line. ``steps`` is each method's grid;
@@ -539,11 +541,12 @@ def horizon_sweep(make_problem: Union[str, Callable], horizons: Sequence[int],
         -> ControlProblem``. Cell keys name it by ``module:qualname``; each stored cell
         also records the problem's content and the code version
         (:mod:`~moreauctl.studies.fingerprint`), so editing the factory or the code
-        recomputes the cells (counted in :attr:`SweepResult.stale`).
+        recomputes the cells (counted in ``SweepResult.stale``).
     horizons : sequence of int
     methods : sequence of preset names, or mapping ``label -> settings``
-        Presets are :data:`METHOD_PRESETS`; the default is :data:`DEFAULT_METHODS` (GD, GD
-        with geometric stage weights ``gamma=0.5``, Moreau GD ``gamma=0.5``). Settings hold
+        Presets are :data:`~moreauctl.studies.METHOD_PRESETS`; the default is
+        :data:`~moreauctl.studies.DEFAULT_METHODS` (GD, GD with geometric stage weights
+        ``gamma=0.5``, Moreau GD ``gamma=0.5``). Settings hold
         ``method``, an optional ``steps`` grid (default ``2^-10 .. 2^10``), and any keyword
         of :func:`moreauctl.solve` (``gamma``, ``stage_weights``, ``line_search``,
         ``moreau_options``, ...). One more key, ``gamma_ref_dt``, makes ``gamma`` a decay

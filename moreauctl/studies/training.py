@@ -107,7 +107,7 @@ def _to_step(rec: Mapping[str, Any]) -> StepRecord:
 
 @dataclass(frozen=True)
 class TrainingStudy:
-    """What :func:`training_grid` found.
+    """What :func:`~moreauctl.studies.training_grid` found.
 
     Attributes
     ----------
