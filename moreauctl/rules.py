@@ -74,7 +74,8 @@ KIND_H = 0       #: subproblem ``c h(x + y) + |y|^2/2``
 KIND_X = 1       #: subproblem ``c lam^T phi(w, x + y) + |y|^2/2``
 KIND_W = 2       #: subproblem ``c lam^T phi(w + y, x) + |y|^2/2``
 
-#: Inner algorithms of the Moreau rule by name (:class:`Inner`), with their kernel codes.
+#: Inner algorithms of the Moreau rule by name (:class:`~moreauctl.rules.Inner`), with their
+#: kernel codes.
 INNERS = {"paper": INNER_PAPER, "gd": INNER_GD, "newton": INNER_NEWTON, "cg": INNER_CG}
 #: Lines of Algo 2, in the order of a 3-sequence of rules. "controls" is accepted for
 #: "weights" (the control-theory name).

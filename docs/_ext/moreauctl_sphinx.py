@@ -111,11 +111,51 @@ def write_shadowed_pages(app):
             path.write_text(text)
 
 
+def _is_private(modname: str) -> bool:
+    return any(part.startswith("_") for part in modname.split("."))
+
+
+def _attr_docs(modname: str) -> set:
+    """Names of the module's data with a ``#:`` doc comment (what autodoc documents)."""
+    from sphinx.pycode import ModuleAnalyzer
+    try:
+        return {name for (scope, name) in ModuleAnalyzer.for_module(modname).find_attr_docs()
+                if scope == ""}
+    except Exception:
+        return set()
+
+
+def documented_name(package: str, attr: str):
+    """Where ``package.attr`` is described: ``moreauctl.<attr>`` for a top-level name, the
+    defining module's full name for a function or class, the sub-module whose ``#:`` comment
+    documents a data object; None when the package's own page must describe it (defined in a
+    private module) or nothing does (the build then reports the table entry)."""
+    obj = getattr(sys.modules[package], attr)
+    top = _top_level_exports()
+    if attr in top and top[attr] is obj:
+        return f"moreauctl.{attr}"
+    if inspect.isfunction(obj) or inspect.isclass(obj):
+        if _is_private(obj.__module__):
+            return None
+        return f"{obj.__module__}.{obj.__qualname__}"
+    if inspect.ismodule(obj):
+        return obj.__name__
+    # the package's sub-modules first, then any module (``oracles.RULES`` is ``rules.RULES``)
+    candidates = sorted(_public_modules(), key=lambda m: not m.startswith(package + "."))
+    for modname in candidates:
+        if attr in _attr_docs(modname) and getattr(sys.modules[modname], attr, _MISSING) is obj:
+            return f"{modname}.{attr}"
+    return None
+
+
 def template_context():
     """``autosummary_context`` for ``_templates/autosummary/module.rst``:
 
-    - ``exports[package]``: the package's ``__all__``, listed in one table at the top of its
-      page, each entry linking to where the object is documented;
+    - ``exports[package]``: the package's ``__all__`` as table entries: ``~full.name`` of
+      where each object is described (:func:`documented_name`), so the row links there and
+      shows that description's first line;
+    - ``public_all[package]``: its ``__all__`` as is, for a package whose objects are
+      described at the names it exports (``moreauctl.models``);
     - ``private_exports[package]``: ``(directive, name)`` of the exports defined in a private
       module (``moreauctl.studies.write_json_atomic`` is ``moreauctl._io``'s), described on
       the package's page since no page describes their module;
@@ -123,22 +163,27 @@ def template_context():
       document the shadowing object under the module's name); the page links to their
       pages from :func:`write_shadowed_pages` instead.
     """
-    exports, private_exports, shadowed = {}, {}, {}
+    exports, public_all, private_exports, shadowed = {}, {}, {}, {}
     for name in _public_modules():
         module = sys.modules[name]
-        if name != "moreauctl" and hasattr(module, "__path__") and hasattr(module, "__all__"):
-            exports[name] = list(module.__all__)
-            for attr in module.__all__:
-                obj = getattr(module, attr)
-                defined_in = getattr(obj, "__module__", None) or ""
-                if (inspect.isfunction(obj) or inspect.isclass(obj)) and any(
-                        part.startswith("_") for part in defined_in.split(".")):
-                    directive = "autoclass" if inspect.isclass(obj) else "autofunction"
-                    private_exports.setdefault(name, []).append((directive, attr))
+        if name == "moreauctl" or not hasattr(module, "__path__") \
+                or not hasattr(module, "__all__"):
+            continue
+        exports[name], public_all[name] = [], list(module.__all__)
+        for attr in module.__all__:
+            where = documented_name(name, attr)
+            if where and where.startswith(name + "."):   # autosummary wants it relative
+                where = where[len(name) + 1:]
+            exports[name].append(f"~{where}" if where else attr)
+            obj = getattr(module, attr)
+            if where is None and (inspect.isfunction(obj) or inspect.isclass(obj)):
+                directive = "autoclass" if inspect.isclass(obj) else "autofunction"
+                private_exports.setdefault(name, []).append((directive, attr))
     for name in shadowed_modules():
         parent, _, last = name.rpartition(".")
         shadowed.setdefault(parent, []).append(last)
-    return {"exports": exports, "private_exports": private_exports, "shadowed": shadowed}
+    return {"exports": exports, "public_all": public_all, "private_exports": private_exports,
+            "shadowed": shadowed}
 
 
 # -- re-exported names resolve to where the object is documented ---------------------------
@@ -280,7 +325,20 @@ class CommandHelp(SphinxDirective):
         return [block]
 
 
+def _cite_abbreviations():
+    """autosummary's table shows a docstring's first sentence, cut at a period followed by a
+    space unless it ends a well-known abbreviation. The docstrings cite the papers as
+    ``Sec. 4``, ``Def. 1.1``, ``Algo 2``, ``Fig. 3``, ``Prop. 2.2``...; without these the
+    summaries end at "(Sec.". Only summaries change (no warning is affected)."""
+    from sphinx.ext import autosummary
+    extra = ("Sec.", "Def.", "Fig.", "Eq.", "Eqs.", "Alg.", "Prop.", "Thm.", "s.t.", "resp.")
+    known = getattr(autosummary, "WELL_KNOWN_ABBREVIATIONS", None)
+    if isinstance(known, tuple):
+        autosummary.WELL_KNOWN_ABBREVIATIONS = known + tuple(a for a in extra if a not in known)
+
+
 def setup(app):
+    _cite_abbreviations()
     app.connect("builder-inited", write_shadowed_pages)
     app.connect("autodoc-skip-member", skip_top_level_exports)
     app.connect("missing-reference", resolve_alias)

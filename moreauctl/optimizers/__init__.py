@@ -31,6 +31,10 @@ __all__ = ["Optimizer", "sgd", "momentum", "nesterov", "rmsprop", "adam", "proje
 
 
 class Optimizer(NamedTuple):
+    """An update rule: ``init(w) -> state`` and ``update(d, state, params=None) ->
+    (delta, state)``; the iterate moves as ``w <- w - delta`` (``w``, ``d``, ``delta``
+    flat, shape ``(n,)``)."""
+
     init: Callable
     update: Callable
 

@@ -36,7 +36,7 @@ from .._validate import positive_int
 __all__ = ["SerialExecutor", "make_executor", "runs_in_process", "dask_executor",
            "EXECUTOR_KINDS", "Terminated", "terminate_on_signal", "stop_workers"]
 
-#: the executors :func:`make_executor` builds by name
+#: the executors :func:`~moreauctl.studies.make_executor` builds by name
 EXECUTOR_KINDS = ("process", "thread", "serial")
 
 

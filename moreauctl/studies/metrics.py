@@ -37,7 +37,7 @@ __all__ = ["CRITERIA", "check_criterion", "min_so_far", "best_cost", "auc_of_cos
            "normalized_gap", "first_at_or_below"]
 
 #: How a step is chosen from a grid: by the best cost reached, the final cost, or the
-#: normalized area under the min-so-far curve (:func:`auc_of_costs`).
+#: normalized area under the min-so-far curve (:func:`~moreauctl.studies.auc_of_costs`).
 CRITERIA = ("best", "final", "auc")
 
 
