@@ -10,6 +10,8 @@ import sys
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, ROOT)
+# the gallery scripts share docs/gallery/_gallery.py (run a demo, show what it wrote)
+sys.path.insert(0, os.path.join(ROOT, "docs", "gallery"))
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 project = "moreauctl"
@@ -53,6 +55,7 @@ sphinx_gallery_conf = {
     "examples_dirs": "gallery",
     "gallery_dirs": "auto_examples",
     "filename_pattern": r"/plot_",
+    "ignore_pattern": r"(__init__|_gallery)\.py",
     "download_all_examples": False,
     "remove_config_comments": True,
     "plot_gallery": os.environ.get("MOREAUCTL_DOCS_GALLERY", "True"),
