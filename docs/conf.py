@@ -10,6 +10,8 @@ import sys
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, ROOT)
+# the gallery scripts share docs/gallery/_gallery.py (run a demo, show what it wrote)
+sys.path.insert(0, os.path.join(ROOT, "docs", "gallery"))
 sys.path.insert(0, os.path.join(ROOT, "docs", "_ext"))
 import moreauctl_sphinx  # noqa: E402  (docs/_ext: the reference's own Sphinx glue)
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -59,6 +61,7 @@ sphinx_gallery_conf = {
     "examples_dirs": "gallery",
     "gallery_dirs": "auto_examples",
     "filename_pattern": r"/plot_",
+    "ignore_pattern": r"(__init__|_gallery)\.py",
     "download_all_examples": False,
     "remove_config_comments": True,
     "plot_gallery": os.environ.get("MOREAUCTL_DOCS_GALLERY", "True"),

@@ -137,9 +137,14 @@ def test_penalized_sweep_is_backprop(which):
     d = PenalizedOracle(ch, 0.3, tau=2.0, rho=0.5)(w, (), data)[0]
     np.testing.assert_allclose(d.direction, grad, rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(d.info["g"], 0.3 * 2.0 * 0.5 * grad, rtol=1e-13, atol=1e-15)
-    geo = PenalizedOracle(ch, 0.3, tau=1.0, rho=0.6)(w, (), data)[0].direction
+    pen = PenalizedOracle(ch, 0.3, tau=1.0, rho=0.6)
+    geo = pen(w, (), data)[0].direction
     ref = GradientOracle(ch, weights=0.6 ** np.arange(ch.horizon - 1, -1, -1.0))(w, (), data)[0]
     np.testing.assert_allclose(geo, ref.direction, rtol=1e-13, atol=1e-15)
+    # the oracle takes the gradient pass; the sweep as written (GBP lines of the general
+    # pass, compiled for the pendulum) is its twin
+    _, _, sweep = ch.forward_backward(w, data, pen.spec)
+    np.testing.assert_allclose(geo, sweep.direction / pen.scale, rtol=1e-12, atol=1e-15)
 
 
 def test_penalized_with_weight_decay_is_the_regularized_gradient():

@@ -27,7 +27,7 @@ from .. import _validate as v
 from .. import optimizers  # noqa: F401  (registers the optimizers the methods below pair with)
 from ..registry import register_method, register_oracle, register_oracle_methods
 from ..rules import GBP, BackwardSpec
-from .base import SpecOracle
+from .base import OracleOutput, SpecOracle, first_bad_stage
 
 __all__ = ["PenalizedOracle"]
 
@@ -62,6 +62,22 @@ class PenalizedOracle(SpecOracle):
             reg_scale = np.full(T, 1.0 / self.rho)
         self.spec = BackwardSpec((GBP, GBP, GBP), self.tau, np.full(T, self.tau * self.rho),
                                  np.full(T, self.tau_w * self.rho), reg_scale=reg_scale)
+        # Without a regularizer the sweep's direction is the gradient with per-stage weights
+        # (tau rho)^(T-t): one gradient pass (the compiled fast path of a control chain)
+        # instead of the general rule kernel (1.24x the gradient pass at T = 1e5).
+        self._weights = None
+        if reg_scale is None:
+            self._weights = chain.layout.expand(
+                (self.tau * self.rho) ** np.arange(T - 1, -1, -1, dtype=float))
+
+    def __call__(self, w, state=(), data=None):
+        if self._weights is None or self.spec.diagnostics:
+            return super().__call__(w, state, data)
+        cost, X, G, lam0 = self.chain.value_and_gradient(w, data)
+        d = G * self._weights
+        return OracleOutput(cost=cost, direction=d, states=X, gradient=G,
+                            failed_stage=first_bad_stage(self.chain.layout, G),
+                            info={"lam0": lam0, "g": self.scale * d}), state
 
 
 register_oracle("penalized", PenalizedOracle)
