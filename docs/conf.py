@@ -49,10 +49,10 @@ numpydoc_xref_param_type = False
 # other projects (numpy, casadi, scipy...) have no inventory offline, so they are ignored.
 nitpicky = True
 nitpick_ignore_regex = [
-    (r"py:.*", r"(np|numpy|ca|casadi|scipy|matplotlib|dask|concurrent|numba|tqdm|torch|sklearn|argparse)(\..*)?"),
+    (r"py:.*", r"(np|numpy|ca|casadi|scipy|matplotlib|dask|concurrent|numba|tqdm|torch|sklearn"
+               r"|argparse)(\..*)?"),
     (r"py:.*", r"(ndarray|callable|optional|mapping|module|Executor|Path|path-like)"),
 ]
-suppress_warnings = ["myst.header"]
 
 # -- gallery ------------------------------------------------------------------------------
 # Each docs/gallery/plot_*.py is a thin script that runs a demo at small sizes; the build
