@@ -1,13 +1,17 @@
 """Sphinx glue for the moreauctl API reference (loaded by ``docs/conf.py``).
 
-Three pieces, each small and each about *where* an object is documented, not about hiding
-warnings:
+Each piece is about *where* an object is described, or generates text from the code; none
+hides a warning:
 
-- **One page per object.** A name of ``moreauctl.__all__`` (``mc.solve``, ``mc.Chain``...) is
+- **Each object described once.** A name of ``moreauctl.__all__`` (``mc.solve``, ``mc.Chain``...) is
   documented once, at that public name (its own page, listed in ``api.rst``); the page of
   the module that defines it skips it (``autodoc-skip-member``), so nothing is described
   twice. Every other object is documented on the page of the module that defines it, next
-  to the module docstring that carries its equations.
+  to the module docstring that carries its equations (``:ignore-module-all:`` in
+  ``_templates/autosummary/module.rst``). A package's page lists its ``__all__``, each row
+  linking to where the object is described (:func:`template_context`). Modules hidden by a
+  name of their package (``moreauctl.solve`` is also the function) get a page of their own
+  (:func:`write_shadowed_pages`).
 - **Re-exported names resolve.** ``moreauctl.studies.horizon_sweep`` is the name users write;
   the function is documented as ``moreauctl.studies.sweep.horizon_sweep``. When the Python
   domain finds no object under a reference's name, ``missing-reference`` imports that name
@@ -18,6 +22,7 @@ warnings:
   methods (``.. moreauctl-methods::``, from :data:`moreauctl.METHODS`) and the ``--help``
   text of each sub-command (``.. moreauctl-help:: swingup``, from
   :func:`moreauctl.cli.build_parser`).
+- autosummary's one-line summaries do not stop at the papers' abbreviations (``Sec. 4``).
 """
 from __future__ import annotations
 
@@ -32,7 +37,6 @@ import sys
 from pathlib import Path
 
 from docutils import nodes
-from docutils.parsers.rst import directives
 from docutils.statemachine import StringList
 from sphinx.util.docutils import SphinxDirective
 
@@ -64,7 +68,7 @@ def _public_modules():
     # models/ is mapped in from the repository's top (package-dir), outside mc.__path__
     for package in (mc, mc.models):
         for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
-            if not any(part.startswith("_") for part in info.name.split(".")):
+            if not _is_private(info.name):
                 names.append(info.name)
     for name in names:
         importlib.import_module(name)
@@ -297,7 +301,6 @@ class CommandHelp(SphinxDirective):
     from :func:`moreauctl.cli.main` at build time (88 columns)."""
 
     optional_arguments = 1
-    option_spec = {"caption": directives.unchanged}
 
     def run(self):
         from moreauctl import cli
