@@ -39,6 +39,7 @@ $(VENV)/.docs-installed: $(VENV)/.installed pyproject.toml
 	touch $@
 
 docs: $(VENV)/.docs-installed  ## API reference + gallery into docs/_build/html (warnings are errors)
+	rm -rf docs/generated  # autosummary's stubs: stale ones (a renamed module) would be built too
 	MOREAUCTL_DOCS_GALLERY=$(MOREAUCTL_DOCS_GALLERY) $(PY) -m sphinx -E -W --keep-going -b html docs docs/_build/html
 
 clean:
